@@ -1,0 +1,23 @@
+"""Run configuration (dataclasses + YAML + command-line overrides)."""
+
+from nninteractive_train.config.load import (
+    ConfigError,
+    atomic_write_json,
+    atomic_write_text,
+    from_dict,
+    load_config,
+    save_config,
+    to_dict,
+)
+from nninteractive_train.config.schema import (
+    DataConfig,
+    InteractionConfig,
+    ModelConfig,
+    RunConfig,
+    TrainingConfig,
+)
+
+__all__ = [
+    "ConfigError", "DataConfig", "InteractionConfig", "ModelConfig", "RunConfig", "TrainingConfig",
+    "atomic_write_json", "atomic_write_text", "from_dict", "load_config", "save_config", "to_dict",
+]

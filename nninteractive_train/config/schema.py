@@ -1,0 +1,116 @@
+"""Run configuration: dataclasses with documented defaults (torchtitan / lingua style).
+
+A variant is a YAML file (``configs/*.yaml``) plus ``key=value`` overrides on the command line; the resolved
+config is written into the run folder and into every checkpoint. Every field has a default so that a YAML file
+only names what differs. Units: patch sizes in voxels, learning rate per step, times in seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ModelConfig:
+    """Network and patch geometry (written into the interactive plans configuration)."""
+
+    configuration: str = "3d_fullres_ps192_bs24"
+    """Name of the interactive configuration added to the plans (nnU-Net convention: ``<base>_ps<P>_bs<B>``)."""
+    patch_size: list[int] = field(default_factory=lambda: [192, 192, 192])
+    """Training patch size in voxels, (X, Y, Z) as nnU-Net stores it (after its transpose, identity here)."""
+    global_batch_size: int = 24
+    """Samples per optimiser step summed over all ranks; split across ranks by ``split_batch``."""
+    base_features: int = 32
+    """Features of the first stage; doubled per stage up to ``max_features`` (ResEnc-L: 32 → 320)."""
+    max_features: int = 320
+    """Cap on features per stage."""
+    blocks_per_stage: list[int] = field(default_factory=lambda: [1, 3, 4, 6, 6, 6, 6])
+    """Residual blocks per encoder stage (ResEnc-L); truncated or repeated to the number of stages."""
+    max_stages: int = 7
+    """Upper bound on encoder stages; fewer are used when the patch cannot be pooled further."""
+    export_patch_size: list[int] | None = None
+    """Patch written into the exported plans; None = training patch, raised to at least 96 per axis."""
+
+
+@dataclass
+class TrainingConfig:
+    """Schedule, optimiser and checkpointing (loss and LR schedule are nnU-Net's: Dice+CE, poly SGD)."""
+
+    num_epochs: int = 5000
+    """Epochs to train (paper: 5000)."""
+    iterations_per_epoch: int = 250
+    """Optimiser steps per epoch (paper: 250)."""
+    val_iterations_per_epoch: int = 50
+    """nnU-Net pseudo-Dice validation batches per epoch (initial prompt only; feeds nnU-Net's progress plot)."""
+    initial_lr: float = 1e-2
+    """SGD learning rate at epoch 0 (nnU-Net default)."""
+    weight_decay: float = 3e-5
+    """SGD weight decay (nnU-Net default)."""
+    seed: int = 0
+    """Base seed; every rank and data worker derives its own stream from (seed, rank, worker)."""
+    save_every: int = 50
+    """Write ``checkpoint_latest.pth`` every N epochs (and on SIGTERM/SIGUSR1/SIGUSR2)."""
+    compile: bool = False
+    """torch.compile the network (GPU only; ignored on CPU)."""
+    num_data_workers: int | None = None
+    """nnU-Net augmentation processes per rank; None = nnUNet_n_proc_DA or nnU-Net's default."""
+    fold: str = "all"
+    """nnU-Net fold for the train/validation split: an integer, or "all" to train on every case."""
+
+
+@dataclass
+class InteractionConfig:
+    """User simulation: prompt kinds, agents, decay, follow-up ramp (paper values by default)."""
+
+    kinds: list[str] = field(default_factory=lambda: ["point", "bbox", "lasso", "scribble"])
+    """Prompt kinds the agents may use."""
+    kind_weights: list[float] | None = None
+    """Probability of each kind for an agent's first prompt; None = uniform."""
+    agent_weights: dict[str, float] = field(
+        default_factory=lambda: {"random": 1.0, "sunk_cost": 1.0, "single": 1.0}
+    )
+    """Relative frequency of the user agents drawn per sample."""
+    decay: float = 0.9
+    """Factor applied to all existing prompt channels when a follow-up prompt is added."""
+    p_followup_start: float = 0.3
+    """Probability that a batch goes to the user-simulation pool after its prediction, at epoch 0."""
+    p_followup_end: float = 0.75
+    """The same at the last epoch; linear in between."""
+    max_interactions: int = 16
+    """A sample stops receiving follow-ups after this many prompts (bounds a session)."""
+    num_sim_workers: int = 2
+    """User-simulation processes per rank (0 = in the trainer process)."""
+
+
+@dataclass
+class DataConfig:
+    """Data sampling and augmentation knobs."""
+
+    supervoxel_prob: float = 0.2
+    """Probability of training on a SuperVoxel pseudo-object of the case (when it has any)."""
+    center_bias: float = 2.0
+    """Exponent on the normalised distance-to-border used to pick a patch centre inside the object."""
+    p_scaling: float = 0.3
+    """Probability of the scaling augmentation (nnU-Net: 0.2)."""
+    scaling: list[float] = field(default_factory=lambda: [0.5, 2.0])
+    """Scaling range (nnU-Net: [0.7, 1.4])."""
+    p_independent_scale_per_axis: float = 0.6
+    """Probability that each axis gets its own scale factor."""
+    p_transpose: float = 0.5
+    """Probability of a random transpose of axes with equal patch extent."""
+    p_invert: float = 0.1
+    """Probability of intensity inversion."""
+
+
+@dataclass
+class RunConfig:
+    """The whole resolved configuration of one training run."""
+
+    name: str = "nninteractive"
+    """Experiment name (informational; the run folder identifies the run)."""
+    plans_identifier: str = "nnInteractivePlans"
+    """Plans file name (without .json) written by nnInteractive_plan_and_preprocess."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    interaction: InteractionConfig = field(default_factory=InteractionConfig)
+    data: DataConfig = field(default_factory=DataConfig)

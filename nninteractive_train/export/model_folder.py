@@ -1,0 +1,125 @@
+"""Export a run as a model folder that the public ``nninteractive`` inference package loads unchanged
+(DESIGN.md §3): plans.json, dataset.json (image channel only), inference_info.json and
+fold_0/checkpoint_final.pth with clean weights and the stub trainer name."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from nninteractive_train.config import atomic_write_json, from_dict
+from nninteractive_train.paths import SetupError
+
+STUB_TRAINER = "nnInteractiveTrainer_stub"
+
+
+def inference_info(decay: float) -> dict:
+    """The capability file: which prompts the model takes, where they go, and how the viewer draws them."""
+    from nninteractive_train.simulation.encoding import (
+        NUM_INTERACTION_CHANNELS,
+        POINT_RADIUS,
+        SCRIBBLE_THICKNESS,
+        channel_mapping,
+    )
+
+    return {
+        "inference_class": "nnInteractiveInferenceSession",
+        "supported_interactions": {"points": True, "bbox2d": True, "bbox3d": False, "scribble": True, "lasso": True},
+        "supports_initial_label": True,
+        "channel_mapping": channel_mapping(),
+        "interaction_channels": NUM_INTERACTION_CHANNELS - 1,  # the package counts them without prev_seg
+        "point_radius": POINT_RADIUS,
+        "preferred_scribble_thickness": list(SCRIBBLE_THICKNESS),
+        "interaction_decay": float(decay),
+        "pad_mode_image": "constant",
+    }
+
+
+def write_model_folder(
+    out_dir: str | os.PathLike,
+    network_weights: dict,
+    plans: dict,
+    configuration: str,
+    dataset_json: dict,
+    *,
+    decay: float = 0.9,
+    export_patch: Sequence[int] | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """Write the model folder atomically (built under a temp name, then renamed over ``out_dir``).
+
+    Args:
+        network_weights: state dict of the bare network (prefixes are stripped again here).
+        plans: nnU-Net plans containing ``configuration``.
+        dataset_json: the training dataset.json; only its first image channel is kept.
+        decay: the prompt decay used in training (written as ``interaction_decay``).
+        export_patch: patch for inference; None = the training patch raised to ≥ 96 per axis.
+        extra: additional keys for the checkpoint (e.g. the run config, for provenance).
+    """
+    from nninteractive_train.planning.plans import export_configuration
+    from nninteractive_train.training.checkpoint import atomic_save, clean_state_dict
+
+    out_dir = Path(out_dir).resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        channels = dict(dataset_json["channel_names"])
+        first = sorted(channels, key=int)[0]
+        atomic_write_json(tmp / "plans.json", export_configuration(plans, configuration, export_patch))
+        atomic_write_json(tmp / "dataset.json", {
+            "channel_names": {"0": channels[first]},
+            "labels": {"background": 0, "foreground": 1},
+            "numTraining": int(dataset_json.get("numTraining", 0)),
+            "file_ending": dataset_json.get("file_ending", ".nii.gz"),
+        })
+        atomic_write_json(tmp / "inference_info.json", inference_info(decay))
+        checkpoint = {
+            "network_weights": clean_state_dict(network_weights),
+            "trainer_name": STUB_TRAINER,
+            "init_args": {"configuration": configuration, "fold": 0},
+            "inference_allowed_mirroring_axes": None,
+            **(extra or {}),
+        }
+        atomic_save(checkpoint, tmp / "fold_0" / "checkpoint_final.pth")
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, checkpoint: str = "final") -> Path:
+    """Export the ``checkpoint`` (final | best | latest) of a training run folder."""
+    from nninteractive_train.training import checkpoint as ckpt
+    from nninteractive_train.training.launch import CHECKPOINTS
+
+    run_dir = Path(run_dir)
+    if checkpoint not in CHECKPOINTS:
+        raise SetupError(f"--checkpoint must be one of {sorted(CHECKPOINTS)}, got {checkpoint!r}")
+    ckpt_file = run_dir / CHECKPOINTS[checkpoint]
+    for needed in (ckpt_file, run_dir / "plans.json", run_dir / "dataset.json"):
+        if not needed.is_file():
+            raise SetupError(f"{needed} not found: is {run_dir} a finished run folder? "
+                             f"(try --checkpoint best or latest for an unfinished run)")
+    state = ckpt.load(ckpt_file)
+    if "run_config" not in state:
+        raise SetupError(f"{ckpt_file} has no run_config: not written by nnInteractive_train")
+    cfg = from_dict(state["run_config"])
+    plans = json.loads((run_dir / "plans.json").read_text())
+    dataset_json = json.loads((run_dir / "dataset.json").read_text())
+    return write_model_folder(
+        out_dir, state["network_weights"], plans, cfg.model.configuration, dataset_json,
+        decay=cfg.interaction.decay, export_patch=cfg.model.export_patch_size,
+        extra={"run_config": state["run_config"], "current_epoch": state.get("current_epoch")},
+    )

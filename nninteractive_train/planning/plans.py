@@ -1,0 +1,102 @@
+"""Interactive plans: nnU-Net ResEnc-L without resampling, per-image z-score, no transpose, plus one
+interactive configuration whose patch size, global batch and network width come from the run config.
+
+The inference session ignores the plans' normalisation and transpose: it z-scores every image over the bounding
+box of its non-zero voxels and never transposes (DESIGN.md §4). The planner below pins the same behaviour so that
+training and inference see identical inputs.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import numpy as np
+
+from nninteractive_train.config import ModelConfig
+
+
+def stage_layout(
+    patch_size: Sequence[int], spacing: Sequence[float], max_stages: int
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Pooling strides and conv kernel sizes per stage, as nnU-Net's planner derives them.
+
+    Args:
+        patch_size: (3,) voxels.
+        spacing: (3,) mm, the configuration's target spacing (the native median spacing here).
+        max_stages: cap on the number of stages.
+
+    Returns:
+        strides: ``n_stages`` × 3, the first stage ``[1, 1, 1]``.
+        kernel_sizes: ``n_stages`` × 3.
+    """
+    from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
+
+    _, pool_op_kernel_sizes, conv_kernel_sizes, new_patch, _ = get_pool_and_conv_props(
+        list(spacing), list(patch_size), 4, 999999
+    )
+    if [int(i) for i in new_patch] != [int(i) for i in patch_size]:
+        raise ValueError(
+            f"patch size {list(patch_size)} cannot be pooled evenly for spacing {list(spacing)}; "
+            f"nnU-Net would use {list(new_patch)}: set model.patch_size to that"
+        )
+    n = min(len(pool_op_kernel_sizes), max_stages)
+    return [list(map(int, s)) for s in pool_op_kernel_sizes[:n]], [list(map(int, k)) for k in conv_kernel_sizes[:n]]
+
+
+def per_stage(values: Sequence[int], n: int) -> list[int]:
+    """Truncate ``values`` to ``n`` entries, repeating the last one if it is too short."""
+    values = list(values)
+    return (values + [values[-1]] * n)[:n]
+
+
+def interactive_configuration(base: dict, model: ModelConfig) -> dict:
+    """The plans entry of the interactive configuration, derived from the planner's ``3d_fullres``.
+
+    Args:
+        base: the ``3d_fullres`` configuration dict from the plans (carries spacing, normalisation, data id).
+        model: patch size, global batch, widths and depth from the run config.
+    """
+    strides, kernels = stage_layout(model.patch_size, base["spacing"], model.max_stages)
+    n = len(strides)
+    features = [min(model.base_features * 2**i, model.max_features) for i in range(n)]
+    arch = copy.deepcopy(base["architecture"])
+    kw = arch["arch_kwargs"]
+    kw.update(
+        n_stages=n,
+        features_per_stage=features,
+        kernel_sizes=kernels,
+        strides=strides,
+        n_blocks_per_stage=per_stage(model.blocks_per_stage, n),
+        n_conv_per_stage_decoder=[1] * (n - 1),
+    )
+    return {
+        "inherits_from": "3d_fullres",
+        "patch_size": [int(i) for i in model.patch_size],
+        "batch_size": int(model.global_batch_size),
+        "architecture": arch,
+        "normalization_schemes": ["ZScoreNormalization"] * len(base["normalization_schemes"]),
+        "use_mask_for_norm": [False] * len(base["use_mask_for_norm"]),
+    }
+
+
+def export_configuration(plans: dict, configuration: str, export_patch: Sequence[int] | None) -> dict:
+    """A copy of ``plans`` whose ``configuration`` is self-contained and has an inference-safe patch.
+
+    The inference session's AutoZoom refinement uses a fixed 24-voxel margin, so every axis must be ≥ 96
+    (DESIGN.md §3); a fully convolutional net trained on a smaller patch runs on a larger one, provided each
+    axis stays divisible by the total stride.
+    """
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    plans = copy.deepcopy(plans)
+    cm = PlansManager(copy.deepcopy(plans)).get_configuration(configuration)
+    conf = copy.deepcopy(cm.configuration)
+    conf.pop("inherits_from", None)
+    total_stride = np.prod(np.array(conf["architecture"]["arch_kwargs"]["strides"]), axis=0)
+    patch = list(export_patch) if export_patch is not None else list(conf["patch_size"])
+    patch = [int(max(p, 96)) for p in patch]
+    patch = [int(np.ceil(p / s) * s) for p, s in zip(patch, total_stride)]
+    conf["patch_size"] = patch
+    plans["configurations"] = {configuration: conf}
+    return plans

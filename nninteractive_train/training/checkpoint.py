@@ -1,0 +1,52 @@
+"""Checkpoint files: atomic writes, clean state-dict keys, and the run's resolved config inside."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+_PREFIXES = ("module.", "_orig_mod.")
+
+
+def clean_state_dict(state: dict) -> dict:
+    """Strip DDP (``module.``) and torch.compile (``_orig_mod.``) prefixes, which the inference package
+    cannot load (DESIGN.md §3)."""
+    out = {}
+    for k, v in state.items():
+        changed = True
+        while changed:
+            changed = False
+            for p in _PREFIXES:
+                if k.startswith(p):
+                    k, changed = k[len(p):], True
+        out[k] = v
+    return out
+
+
+def atomic_save(obj, path: str | os.PathLike) -> None:
+    """torch.save through a temp file in the same folder and a rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path: str | os.PathLike, map_location="cpu") -> dict:
+    """Load a checkpoint with a clear error for a missing or unreadable file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # torch raises several types for truncated / foreign files
+        raise RuntimeError(f"checkpoint {path} cannot be read: {e}") from e

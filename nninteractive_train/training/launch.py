@@ -1,0 +1,142 @@
+"""Everything between ``nnInteractive_train`` and the trainer: checks before any work, ranks, run folder,
+resume and fine-tuning start."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from nninteractive_train.config import RunConfig, atomic_write_json, from_dict, save_config, to_dict
+from nninteractive_train.distributed import DistEnv, init_distributed, resolve_env, split_batch
+from nninteractive_train.paths import SetupError, find_dataset, require_env
+
+CHECKPOINTS = {"final": "checkpoint_final.pth", "best": "checkpoint_best.pth", "latest": "checkpoint_latest.pth"}
+
+
+def load_plans(dataset_id: int, cfg: RunConfig) -> tuple[dict, dict, Path]:
+    """The plans with the interactive configuration derived from ``cfg.model``, the dataset.json, and the
+    preprocessed dataset folder. Clear errors for anything missing."""
+    from nninteractive_train.planning.plans import interactive_configuration
+
+    pre = find_dataset(require_env("nnUNet_preprocessed"), dataset_id)
+    plans_file = pre / f"{cfg.plans_identifier}.json"
+    if not plans_file.is_file():
+        raise SetupError(f"plans {plans_file} not found: run nnInteractive_plan_and_preprocess -d {dataset_id} first")
+    plans = json.loads(plans_file.read_text())
+    base = plans["configurations"].get("3d_fullres")
+    if base is None:
+        raise SetupError(f"{plans_file} has no 3d_fullres configuration")
+    data_dir = pre / base["data_identifier"]
+    if not data_dir.is_dir() or not any(data_dir.iterdir()):
+        raise SetupError(f"preprocessed data {data_dir} is missing: run nnInteractive_plan_and_preprocess -d {dataset_id}")
+    # derived from the config, not read from the plans, so model.* overrides need no re-planning
+    plans["configurations"][cfg.model.configuration] = interactive_configuration(base, cfg.model)
+    dataset_json = json.loads((pre / "dataset.json").read_text())
+    return plans, dataset_json, pre
+
+
+def prepare_run_dir(run_dir: Path, cfg: RunConfig, dataset_id: int, resume: bool, env: DistEnv) -> None:
+    """Create the run folder (rank 0) and write the resolved config; refuse to overwrite another run."""
+    if env.rank != 0:
+        return
+    config_file = run_dir / "config.yaml"
+    if config_file.exists() and not resume:
+        raise SetupError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --output")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, config_file)
+    atomic_write_json(run_dir / "run_info.json", {
+        "dataset_id": dataset_id, "configuration": cfg.model.configuration,
+        "plans_identifier": cfg.plans_identifier, "trainer": "nnInteractiveTrainer",
+    })
+
+
+def resume_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint to resume from: latest, else None (with final present, the run is complete)."""
+    latest = run_dir / CHECKPOINTS["latest"]
+    return latest if latest.is_file() else None
+
+
+def load_pretrained(module, model_dir: str | os.PathLike) -> None:
+    """Copy weights from an nnInteractive model folder (``fold_0/checkpoint_final.pth``) into ``module``.
+
+    Raises:
+        SetupError: the folder has no checkpoint, or tensors differ in name or shape (all mismatches listed).
+    """
+    from nninteractive_train.training import checkpoint as ckpt
+
+    model_dir = Path(model_dir)
+    files = sorted(model_dir.glob("fold_*/checkpoint_final.pth")) or sorted(model_dir.glob("checkpoint_*.pth"))
+    if not files:
+        raise SetupError(f"{model_dir} holds no fold_*/checkpoint_final.pth (an nnInteractive model folder)")
+    weights = ckpt.clean_state_dict(ckpt.load(files[0])["network_weights"])
+    own = module.state_dict()
+    missing = sorted(set(own) - set(weights))
+    unexpected = sorted(set(weights) - set(own))
+    shape = [f"{k}: model {tuple(own[k].shape)} vs checkpoint {tuple(weights[k].shape)}"
+             for k in sorted(set(own) & set(weights)) if own[k].shape != weights[k].shape]
+    if missing or unexpected or shape:
+        lines = [f"the architecture in {files[0]} does not match this run's:"]
+        lines += [f"  missing in checkpoint: {k}" for k in missing[:10]] + (["  …"] if len(missing) > 10 else [])
+        lines += [f"  not in model: {k}" for k in unexpected[:10]] + (["  …"] if len(unexpected) > 10 else [])
+        lines += [f"  shape {s}" for s in shape[:10]] + (["  …"] if len(shape) > 10 else [])
+        lines.append("match model.* (patch size, features, blocks per stage) to the pretrained plans.json")
+        raise SetupError("\n".join(lines))
+    module.load_state_dict(weights)
+
+
+def train(dataset_id: int, cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False,
+          pretrained: str | None = None, use_cuda: bool | None = None) -> Path:
+    """Train ``dataset_id`` with ``cfg`` into ``run_dir`` on this process's rank. Returns the run folder."""
+    import torch
+
+    env = resolve_env()
+    run_dir = Path(run_dir).resolve()
+    require_env("nnUNet_raw")
+    require_env("nnUNet_results")
+    split_batch(cfg.model.global_batch_size, env.world_size)  # fails before any work
+    plans, dataset_json, pre = load_plans(dataset_id, cfg)
+    if cfg.training.fold != "all" and env.is_distributed and not (pre / "splits_final.json").is_file():
+        raise SetupError(f"{pre / 'splits_final.json'} is missing: every rank would write it; run one "
+                         f"single-process epoch first or create it (nnU-Net's generate_crossval_split)")
+    ckpt_file = resume_checkpoint(run_dir) if resume else None
+    if resume and ckpt_file is None:
+        if (run_dir / CHECKPOINTS["final"]).is_file():
+            print(f"{run_dir} is complete (checkpoint_final.pth exists); nothing to resume")
+            return run_dir
+        if (run_dir / "config.yaml").exists():
+            print(f"{run_dir} has no checkpoint_latest.pth yet; starting from epoch 0")
+    use_cuda = torch.cuda.is_available() if use_cuda is None else use_cuda
+    device = init_distributed(env, use_cuda)
+    try:
+        prepare_run_dir(run_dir, cfg, dataset_id, resume, env)
+        if env.is_distributed:
+            torch.distributed.barrier()
+        from nninteractive_train.training.trainer import build_trainer
+
+        trainer = build_trainer(cfg, plans, dataset_json, run_dir, env, device)
+        if ckpt_file is not None:
+            trainer.load_checkpoint(str(ckpt_file))
+            trainer.print_to_log_file(f"resumed from {ckpt_file} at epoch {trainer.current_epoch}")
+        elif pretrained is not None:
+            trainer.initialize()
+            load_pretrained(trainer.module, pretrained)
+            trainer.print_to_log_file(f"initialised from pretrained weights in {pretrained}")
+        trainer.run_training()
+    finally:
+        if env.is_distributed and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    return run_dir
+
+
+def run_config_of(run_dir: str | os.PathLike) -> RunConfig:
+    """The resolved config saved in a run folder."""
+    import yaml
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise SetupError(f"{path} not found: {run_dir} is not a run folder")
+    return from_dict(yaml.safe_load(path.read_text()))
+
+
+__all__ = ["train", "load_plans", "load_pretrained", "run_config_of", "to_dict"]

@@ -1,0 +1,132 @@
+"""The interactive data loader: one sampled object per sample, its binary target, augmentation, and the
+first simulated prompt — all inside nnU-Net's data-loading workers.
+
+Each sample: draw a case and an object (from the collection sampler when the dataset has a manifest, else a
+connected component of a random foreground label), centre the enlarged initial crop on a voxel of the object,
+augment image + binary target, then draw a user agent and simulate its first prompt from the target.
+Output batch: ``data`` float32 (B, 1 + 7, X, Y, Z), ``target`` uint8 (B, 1, X, Y, Z), ``agents``, ``meta``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from nninteractive_train.simulation.encoding import NUM_INTERACTION_CHANNELS
+from nninteractive_train.training.schedule import stream_seed
+
+
+def crop(array: np.ndarray, center: Sequence[int], size: Sequence[int], pad_value) -> np.ndarray:
+    """Crop ``array`` (C, X, Y, Z) to ``size`` voxels centred on ``center``, padding outside with ``pad_value``."""
+    from acvl_utils.cropping_and_padding.bounding_boxes import crop_and_pad_nd
+
+    lbs = [int(c) - s // 2 for c, s in zip(center, size)]
+    bbox = [[lo, lo + s] for lo, s in zip(lbs, size)]
+    return crop_and_pad_nd(array, bbox, pad_value)
+
+
+def component_at(mask: np.ndarray, point: Sequence[int]) -> np.ndarray:
+    """The 26-connected component of bool ``mask`` (X, Y, Z) that contains ``point``; empty if it is outside."""
+    import cc3d
+
+    if not mask[tuple(point)]:
+        return np.zeros_like(mask, dtype=bool)
+    labels = cc3d.connected_components(mask, connectivity=26)
+    return labels == labels[tuple(point)]
+
+
+def _nnunet_loader_base():
+    from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
+
+    return nnUNetDataLoader
+
+
+class InteractiveDataLoader(_nnunet_loader_base()):
+    """nnU-Net's data loader, drawing objects instead of classes. Arguments as nnUNetDataLoader, plus:
+
+    Args:
+        sim_params: keyword arguments for ``simulation.draw_agent`` and ``simulation.initial``
+            (``kinds``, ``kind_weights``, ``agent_weights``).
+        spacing: (3,) voxel size in mm of the preprocessed data, handed to the simulators.
+        seed, rank: stream identity; each worker process adds its thread id.
+        sampler_factory: optional callable ``(seed_sequence) -> sampler`` for a collection; None = per-label
+            connected components.
+    """
+
+    def __init__(self, data, batch_size, patch_size, final_patch_size, label_manager, *, transforms,
+                 sim_params: dict, spacing: Sequence[float], seed: int, rank: int, epoch: int = 0,
+                 sampler_factory=None):
+        super().__init__(data, batch_size, patch_size, final_patch_size, label_manager,
+                         oversample_foreground_percent=1.0, transforms=transforms)
+        self.sim_params = dict(sim_params)
+        self.spacing = tuple(float(s) for s in spacing)
+        self.seed, self.rank, self.epoch = seed, rank, epoch
+        self.sampler_factory = sampler_factory
+        self._rng = None
+        self._sampler = None
+
+    @property
+    def rng(self) -> np.random.Generator:
+        # created lazily: the worker's thread id is only known once the augmenter has started it
+        if self._rng is None:
+            ss = stream_seed(self.seed, self.rank, self.thread_id, self.epoch)
+            self._rng = np.random.default_rng(ss)
+            if self.sampler_factory is not None:
+                self._sampler = self.sampler_factory(ss.spawn(1)[0])
+        return self._rng
+
+    def _draw(self):
+        """(case key, centre voxel (3,), ids of the object's labels in seg or None) for one sample."""
+        rng = self.rng
+        if self._sampler is not None:
+            return self._sampler.draw_sample(rng=rng)
+        key = self.indices[rng.integers(len(self.indices))]
+        return key, None, None
+
+    def _sample(self, rng):
+        key, center, ids = self._draw()
+        data, seg, _, properties = self._data.load_case(key)
+        if ids is None:
+            locations = {k: v for k, v in properties["class_locations"].items() if len(v) > 0}
+            if not locations:
+                raise RuntimeError(f"case {key} has no foreground voxels; remove it from the training cases")
+            label = sorted(locations)[rng.integers(len(locations))]
+            center = locations[label][rng.integers(len(locations[label]))][1:]
+            ids = (label,)
+        image = torch.from_numpy(crop(np.asarray(data), center, self.patch_size, 0)).float()
+        seg_crop = crop(np.asarray(seg), center, self.patch_size, -1)[0]
+        local = [s // 2 for s in self.patch_size]
+        obj = np.isin(seg_crop, ids)
+        if self._sampler is None:
+            obj = component_at(obj, local)  # one instance of a semantic label
+        target = torch.from_numpy(obj[None].astype(np.int16))
+        if self.transforms is not None:
+            out = self.transforms(image=image, segmentation=target)
+            image, target = out["image"], out["segmentation"]
+        return key, image, target > 0
+
+    def generate_train_batch(self) -> dict:
+        from threadpoolctl import threadpool_limits
+
+        from nninteractive_train.simulation import draw_agent, initial
+
+        rng = self.rng
+        data = torch.zeros((self.batch_size, 1 + NUM_INTERACTION_CHANNELS, *self.final_patch_size), dtype=torch.float32)
+        target = torch.zeros((self.batch_size, 1, *self.final_patch_size), dtype=torch.uint8)
+        agents, meta, keys = [], [], []
+        agent_kw = {k: self.sim_params[k] for k in ("kinds", "weights", "agent_weights") if k in self.sim_params}
+        with torch.no_grad(), threadpool_limits(limits=1, user_api=None):
+            for b in range(self.batch_size):
+                key, image, tgt = self._sample(rng)
+                data[b, :1] = image
+                target[b] = tgt
+                agent = draw_agent(rng=rng, **agent_kw)
+                interactions = np.zeros((NUM_INTERACTION_CHANNELS, *self.final_patch_size), np.float32)
+                prompt = initial(interactions, tgt[0].numpy(), agent, rng=rng, spacing=self.spacing)
+                data[b, 1:] = torch.from_numpy(interactions)
+                agents.append(agent)
+                meta.append({"num_interactions": int(prompt is not None), "case": key, "spacing": self.spacing})
+                keys.append(key)
+        return {"data": data, "target": target, "agents": agents, "meta": meta, "keys": keys}
