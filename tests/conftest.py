@@ -12,7 +12,6 @@ for _name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
     os.environ[_name] = str(_ROOT / _name)
     (_ROOT / _name).mkdir(parents=True, exist_ok=True)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("nnUNet_n_proc_DA", "0")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = Path(__file__).resolve().parents[1]

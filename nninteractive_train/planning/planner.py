@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from nninteractive_train.config import RunConfig, atomic_write_json
 from nninteractive_train.paths import SetupError, find_dataset, require_env
 
@@ -49,7 +51,15 @@ def plan_and_preprocess(dataset_id: int, cfg: RunConfig, num_processes: int = 2,
     extract_fingerprint_dataset(dataset_id, num_processes=num_processes, check_dataset_integrity=verify,
                                 clean=True, verbose=False)
     planner = _planner_class()(dataset_id, plans_name=cfg.plans_identifier)
-    plans = planner.plan_experiment()
+    # nnU-Net's planner sets torch's thread count from nnUNet_n_proc_DA, which crashes on the debugging value 0
+    saved = os.environ.get("nnUNet_n_proc_DA")
+    if saved == "0":
+        os.environ["nnUNet_n_proc_DA"] = "1"
+    try:
+        plans = planner.plan_experiment()
+    finally:
+        if saved is not None:
+            os.environ["nnUNet_n_proc_DA"] = saved
     if "3d_fullres" not in plans["configurations"]:
         raise SetupError(f"nnU-Net planned no 3d_fullres configuration for {raw_folder.name} (2D data?)")
     conf = interactive_configuration(plans["configurations"]["3d_fullres"], cfg.model)

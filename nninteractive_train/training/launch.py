@@ -86,15 +86,21 @@ def load_pretrained(module, model_dir: str | os.PathLike) -> None:
 
 
 def train(dataset_id: int, cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False,
-          pretrained: str | None = None, use_cuda: bool | None = None) -> Path:
-    """Train ``dataset_id`` with ``cfg`` into ``run_dir`` on this process's rank. Returns the run folder."""
+          pretrained: str | None = None, use_cuda: bool | None = None):
+    """Train ``dataset_id`` with ``cfg`` into ``run_dir`` on this process's rank.
+
+    Returns the trainer after training, or None when ``resume`` finds the run already complete.
+    """
     import torch
 
-    env = resolve_env()
+    try:
+        env = resolve_env()
+        split_batch(cfg.model.global_batch_size, env.world_size)  # fails before any work
+    except ValueError as e:
+        raise SetupError(str(e)) from None
     run_dir = Path(run_dir).resolve()
     require_env("nnUNet_raw")
     require_env("nnUNet_results")
-    split_batch(cfg.model.global_batch_size, env.world_size)  # fails before any work
     plans, dataset_json, pre = load_plans(dataset_id, cfg)
     if cfg.training.fold != "all" and env.is_distributed and not (pre / "splits_final.json").is_file():
         raise SetupError(f"{pre / 'splits_final.json'} is missing: every rank would write it; run one "
@@ -103,7 +109,7 @@ def train(dataset_id: int, cfg: RunConfig, run_dir: str | os.PathLike, *, resume
     if resume and ckpt_file is None:
         if (run_dir / CHECKPOINTS["final"]).is_file():
             print(f"{run_dir} is complete (checkpoint_final.pth exists); nothing to resume")
-            return run_dir
+            return None
         if (run_dir / "config.yaml").exists():
             print(f"{run_dir} has no checkpoint_latest.pth yet; starting from epoch 0")
     use_cuda = torch.cuda.is_available() if use_cuda is None else use_cuda
@@ -126,7 +132,7 @@ def train(dataset_id: int, cfg: RunConfig, run_dir: str | os.PathLike, *, resume
     finally:
         if env.is_distributed and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
-    return run_dir
+    return trainer
 
 
 def run_config_of(run_dir: str | os.PathLike) -> RunConfig:
