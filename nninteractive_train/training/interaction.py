@@ -86,11 +86,14 @@ class InteractionRound:
         }
 
     def state_dict(self) -> dict:
-        return {"rng": self.rng.bit_generator.state}
+        return {"rng": self.rng.bit_generator.state, "pool": self.pool.state_dict()}
 
     def load_state_dict(self, state: dict | None) -> None:
-        if state and "rng" in state:
-            self.rng.bit_generator.state = state["rng"]
+        if not state:
+            return
+        self.rng.bit_generator.state = state["rng"]
+        if state.get("pool") is not None:
+            self.pool.load_state_dict(state["pool"])
 
     def close(self) -> None:
         self.pool.close()
