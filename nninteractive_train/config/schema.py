@@ -54,6 +54,11 @@ class TrainingConfig:
     """torch.compile the network (GPU only; ignored on CPU)."""
     num_data_workers: int | None = None
     """nnU-Net augmentation processes per rank; None = nnUNet_n_proc_DA or nnU-Net's default."""
+    interactive_val_every: int = 10
+    """Every N epochs (and at the last), rank 0 runs simulated users on held-out cases through the inference
+    session and logs ``val_dice_1..3`` to metrics.jsonl; 0 = off."""
+    interactive_val_cases: int = 2
+    """Held-out cases used by that validation (2 objects each)."""
     fold: str = "all"
     """nnU-Net fold for the train/validation split: an integer, or "all" to train on every case."""
 

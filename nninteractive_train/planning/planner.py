@@ -70,4 +70,10 @@ def plan_and_preprocess(dataset_id: int, cfg: RunConfig, num_processes: int = 2,
     atomic_write_json(plans_file, plans)
     # The interactive configuration inherits 3d_fullres's data identifier: one preprocessed copy serves both.
     preprocess_dataset(dataset_id, cfg.plans_identifier, ["3d_fullres"], [num_processes], verbose=False)
+    from nninteractive_train.training.collection import write_center_candidates
+
+    # a built collection: its manifest travels with the preprocessed data, plus per-object patch centres
+    write_center_candidates(raw_folder, pre / raw_folder.name,
+                            pre / raw_folder.name / plans["configurations"]["3d_fullres"]["data_identifier"],
+                            num_processes, seed=cfg.training.seed)
     return load_json(str(plans_file))

@@ -25,14 +25,17 @@ class InteractionRound:
     """
 
     def __init__(self, cfg, rank: int, num_epochs: int):
+        from functools import partial
+
         from nninteractive_train.pool import SimulationPool, followup_step
 
         it = cfg.interaction
         self.start, self.end, self.max_interactions = it.p_followup_start, it.p_followup_end, it.max_interactions
         self.num_epochs = num_epochs
         self.rng = np.random.default_rng(stream_seed(cfg.training.seed, rank, 7))
-        self.pool = SimulationPool(followup_step, it.num_sim_workers, seed=cfg.training.seed, rank=rank,
-                                   max_in_flight=2)
+        # 3 slots: one being filled by a worker, one ready, one leased to the step in progress
+        self.pool = SimulationPool(partial(followup_step, decay=it.decay), it.num_sim_workers, seed=cfg.training.seed, rank=rank,
+                                   max_in_flight=3)
         self.reset_epoch()
 
     def reset_epoch(self) -> None:

@@ -77,30 +77,25 @@ class InteractiveDataLoader(_nnunet_loader_base()):
                 self._sampler = self.sampler_factory(ss.spawn(1)[0])
         return self._rng
 
-    def _draw(self):
-        """(case key, centre voxel (3,), ids of the object's labels in seg or None) for one sample."""
-        rng = self.rng
-        if self._sampler is not None:
-            return self._sampler.draw_sample(rng=rng)
-        key = self.indices[rng.integers(len(self.indices))]
-        return key, None, None
-
     def _sample(self, rng):
-        key, center, ids = self._draw()
+        pick = self._sampler.draw_sample(rng=rng) if self._sampler is not None else None
+        key = pick.key if pick is not None else self.indices[rng.integers(len(self.indices))]
         data, seg, _, properties = self._data.load_case(key)
-        if ids is None:
+        if pick is None:
             locations = {k: v for k, v in properties["class_locations"].items() if len(v) > 0}
             if not locations:
                 raise RuntimeError(f"case {key} has no foreground voxels; remove it from the training cases")
             label = sorted(locations)[rng.integers(len(locations))]
-            center = locations[label][rng.integers(len(locations[label]))][1:]
-            ids = (label,)
+            center, ids, labels = locations[label][rng.integers(len(locations[label]))][1:], (label,), seg
+        else:
+            center, ids = pick.center, pick.ids
+            labels = seg if pick.labels is None else pick.labels
+        labels = np.asarray(labels)
         image = torch.from_numpy(crop(np.asarray(data), center, self.patch_size, 0)).float()
-        seg_crop = crop(np.asarray(seg), center, self.patch_size, -1)[0]
-        local = [s // 2 for s in self.patch_size]
-        obj = np.isin(seg_crop, ids)
-        if self._sampler is None:
-            obj = component_at(obj, local)  # one instance of a semantic label
+        label_crop = crop(labels if labels.ndim == 4 else labels[None], center, self.patch_size, 0)[0]
+        obj = np.isin(label_crop, ids)
+        if pick is None:
+            obj = component_at(obj, [s // 2 for s in self.patch_size])  # one instance of a semantic label
         target = torch.from_numpy(obj[None].astype(np.int16))
         if self.transforms is not None:
             out = self.transforms(image=image, segmentation=target)

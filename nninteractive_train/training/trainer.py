@@ -154,6 +154,24 @@ class nnInteractiveTrainer(nnUNetTrainer):
         batch = dict(batch, target=self._ds_targets(torch.as_tensor(batch["target"])))
         return super().validation_step(batch)
 
+    def epoch_metrics_hook(self, epoch: int) -> dict:
+        """Interactive validation every ``training.interactive_val_every`` epochs (rank 0; others return {})."""
+        cfg = self.run_config
+        every = cfg.training.interactive_val_every
+        last = epoch == self.num_epochs - 1
+        if self.dist_env.rank != 0 or every <= 0 or ((epoch + 1) % every and not last):
+            return {}
+        from nninteractive_train.evaluation import interactive_validation, load_validation_cases
+
+        if getattr(self, "_val_cases", None) is None:
+            self._val_cases = load_validation_cases(self.get_tr_and_val_datasets()[1],
+                                                    max_cases=cfg.training.interactive_val_cases)
+        rng = np.random.default_rng([cfg.training.seed, 11])  # the same prompts every time: comparable epochs
+        return interactive_validation(
+            self.module, self.plans_manager.plans, cfg.model.configuration, self.dataset_json, self._val_cases,
+            rng=rng, device=self.device, decay=cfg.interaction.decay, export_patch=cfg.model.export_patch_size,
+            set_deep_supervision=self.set_deep_supervision_enabled)
+
     # ---- loop, checkpoints -----------------------------------------------------------------------------
     def run_training(self):
         from nninteractive_train.training.loop import run_loop

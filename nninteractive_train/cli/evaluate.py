@@ -1,0 +1,89 @@
+"""nnInteractive_evaluate: evaluate an exported model through the public nnInteractive inference session with
+simulated users (per-kind: point / bbox / lasso / scribble / random mix, each with follow-ups; segfm3d: the
+CVPR 2025 box + clicks protocol). Writes results.csv, summary.json and Dice/NSD-vs-interaction plots."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nnInteractive_evaluate", description=__doc__)
+    p.add_argument("model_dir", help="exported model folder (nnInteractive_export)")
+    p.add_argument("-d", "--dataset", required=True, type=int, help="dataset id in nnUNet_raw")
+    p.add_argument("--cases", nargs="+", default=None, help="case names (default: every case of the split)")
+    p.add_argument("--split", default="imagesTr", choices=["imagesTr", "imagesTs"],
+                   help="images folder; labels come from labelsTr / labelsTs")
+    p.add_argument("--protocol", default="all", choices=["per-kind", "segfm3d", "all"])
+    p.add_argument("--kinds", nargs="+", default=None, choices=["point", "bbox", "lasso", "scribble", "random"],
+                   help="per-kind runs (default: all five)")
+    p.add_argument("--out", default=None, help="output folder (default: ./eval_<model>_<dataset>)")
+    p.add_argument("--steps", type=int, default=5, help="follow-up prompts after the initial one (default 5)")
+    p.add_argument("--nsd-tolerance", type=float, default=2.0, help="NSD tolerance in mm (default 2.0)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--max-objects-per-case", type=int, default=None,
+                   help="evaluate at most N objects per case (default: all)")
+    p.add_argument("--object-order", default="largest", choices=["largest", "random"],
+                   help="which objects the cap keeps: the largest, or a seeded random subset")
+    p.add_argument("--min-object-size", type=int, default=10, help="skip components smaller than this (voxels)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-autozoom", action="store_true", help="turn the session's AutoZoom off (faster on CPU)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true", help="show the inference session's own messages")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    from nninteractive_train.evaluation.protocols import PER_KIND, PROTOCOLS
+    from nninteractive_train.evaluation.runner import EvalOptions, evaluate_dataset
+    from nninteractive_train.paths import SetupError
+
+    def fail(msg: str) -> None:
+        print(f"nnInteractive_evaluate: error: {msg}", file=sys.stderr)
+        sys.exit(2)
+
+    if args.steps < 0:
+        fail(f"--steps must be >= 0, got {args.steps}")
+    if args.nsd_tolerance < 0:
+        fail(f"--nsd-tolerance must be >= 0 mm, got {args.nsd_tolerance}")
+    if args.max_objects_per_case is not None and args.max_objects_per_case < 1:
+        fail(f"--max-objects-per-case must be >= 1, got {args.max_objects_per_case}")
+    protocols = list(PROTOCOLS) if args.protocol == "all" else [args.protocol]
+    out = Path(args.out) if args.out else Path(f"eval_{Path(args.model_dir).resolve().name}_{args.dataset}")
+    options = EvalOptions(
+        protocols=protocols, kinds=tuple(args.kinds or PER_KIND), steps=args.steps,
+        nsd_tolerance=args.nsd_tolerance, max_objects_per_case=args.max_objects_per_case,
+        min_object_size=args.min_object_size, object_order=args.object_order, seed=args.seed, device=args.device,
+        autozoom=not args.no_autozoom, split=args.split, cases=args.cases, progress=not args.no_progress,
+        verbose=args.verbose,
+    )
+    try:
+        summary = evaluate_dataset(args.model_dir, args.dataset, out, options)
+    except SetupError as e:  # includes ModelLoadError
+        fail(str(e))
+    _print_table(summary)
+    counts = summary["counts"]
+    for f in summary["failed_cases"]:
+        print(f"failed: {f['error']}", file=sys.stderr)
+    print(f"evaluated {counts['cases_evaluated']}/{counts['cases']} cases, {counts['objects']} objects; "
+          f"results in {out.resolve()}")
+    if counts["cases_evaluated"] == 0:
+        sys.exit(1)
+
+
+def _print_table(summary: dict) -> None:
+    def f(v):
+        return "  n/a" if v is None else f"{v:.3f}"
+
+    print(f"{'protocol':<10} {'kind':<12} {'runs':>5} {'dice@1':>7} {'final':>7} {'AUC':>7} {'NSD fin':>7} {'s/step':>7}")
+    for protocol, kinds in summary["results"].items():
+        for kind, e in kinds.items():
+            print(f"{protocol:<10} {kind:<12} {e['runs']:>5} {f(e['dice'][0]):>7} {f(e['final_dice']):>7} "
+                  f"{f(e['dice_auc']):>7} {f(e['final_nsd']):>7} {f(e['seconds_per_step']):>7}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""nnInteractive_submit_slurm renders a valid, documented sbatch script whose trap checkpoints and requeues."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from nninteractive_train.cli.submit_slurm import main, parse_time
+from nninteractive_train.distributed.env import slurm_port
+
+TIMEOUT = 60.0  # deadlock guard only
+TRICKY = "training.name=a b'c $HOME \"q\""
+
+FAKE_SRUN = r"""#!/bin/bash
+printf '%s\0' "$@" > "$FAKE_LOG/srun.args"
+echo "$MASTER_ADDR $MASTER_PORT $SRUN_CPUS_PER_TASK" > "$FAKE_LOG/srun.env"
+trap 'echo USR1 >> "$FAKE_LOG/srun.sig"; exit 0' USR1
+[ "${FAKE_SRUN_DEAF:-0}" = 1 ] && trap '' USR1
+trap 'echo TERM >> "$FAKE_LOG/srun.sig"; exit 143' TERM
+touch "$FAKE_LOG/srun.started"
+[ "${FAKE_SRUN_WAIT:-0}" = 1 ] || exit "${FAKE_SRUN_EXIT:-0}"
+for i in $(seq 1200); do sleep 0.05; done
+"""
+FAKE_SCONTROL = r"""#!/bin/bash
+if [ "$1 $2" = "show hostnames" ]; then printf 'gpu01\ngpu02\n'; exit 0; fi
+echo "$*" >> "$FAKE_LOG/scontrol.log"
+"""
+FAKE_SBATCH = r"""#!/bin/bash
+echo "$*" >> "$FAKE_LOG/sbatch.log"
+echo "4242;cluster"
+"""
+
+
+def render(tmp_path: Path, *extra: str, capsys) -> str:
+    assert main(["-d", "3", "--output", str(tmp_path / "run"), "--dry-run", *extra]) == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("launcher", ["srun", "torchrun"])
+def test_dry_run_is_valid_bash_with_slurm_variables(tmp_path, capsys, launcher):
+    script = render(tmp_path, "--launcher", launcher, "--nodes", "2", capsys=capsys)
+    path = tmp_path / "s.sh"
+    path.write_text(script)
+    subprocess.run(["bash", "-n", str(path)], check=True)
+    for needed in ("SLURM_JOB_NODELIST", "SLURM_JOB_ID", "MASTER_ADDR", "MASTER_PORT", "scontrol requeue",
+                   "#SBATCH --requeue", "#SBATCH --signal=B:USR1@300", "#SBATCH --open-mode=append",
+                   f"#SBATCH --output={tmp_path / 'run'}/slurm-%j.out", "--resume-if-exists", "trap on_usr1 USR1"):
+        assert needed in script, needed
+    if launcher == "torchrun":
+        assert "torchrun" in script and "--rdzv-backend=c10d" in script and '--nnodes="$SLURM_NNODES"' in script
+        assert "-m nninteractive_train.cli.train" in script
+    assert not (tmp_path / "run").exists()  # a dry run writes nothing
+
+
+@pytest.mark.parametrize("nodes,gpus,cpus,launcher,tasks,task_cpus", [
+    (1, 8, 8, "srun", 8, 8), (4, 8, 12, "srun", 8, 12), (2, 4, 6, "torchrun", 1, 24), (3, 1, 4, "torchrun", 1, 4),
+])
+def test_task_arithmetic(tmp_path, capsys, nodes, gpus, cpus, launcher, tasks, task_cpus):
+    script = render(tmp_path, "--nodes", str(nodes), "--gpus-per-node", str(gpus), "--cpus-per-task", str(cpus),
+                    "--launcher", launcher, capsys=capsys)
+    assert f"#SBATCH --nodes={nodes}\n" in script and f"#SBATCH --gpus-per-node={gpus}\n" in script
+    assert f"#SBATCH --ntasks-per-node={tasks}\n" in script and f"#SBATCH --cpus-per-task={task_cpus}\n" in script
+    assert f"= {nodes * gpus} training processes" in script
+
+
+def test_site_options(tmp_path, capsys):
+    script = render(tmp_path, "--partition", "gpu", "--account", "proj1", "--mem", "0", "--gpu-request", "gres",
+                    "--sbatch-arg=--qos=high", "--time", "2-00:00:00", "--signal-seconds", "600", capsys=capsys)
+    for line in ("--partition=gpu", "--account=proj1", "--mem=0", "--gres=gpu:8", "--qos=high",
+                 "--time=2-00:00:00", "--signal=B:USR1@600"):
+        assert f"#SBATCH {line}\n" in script
+
+
+@pytest.fixture
+def fake_slurm(tmp_path, monkeypatch):
+    bin_dir, log = tmp_path / "bin", tmp_path / "log"
+    bin_dir.mkdir()
+    log.mkdir()
+    for name, text in (("srun", FAKE_SRUN), ("scontrol", FAKE_SCONTROL), ("sbatch", FAKE_SBATCH)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    return log
+
+
+def start_job(script: Path, **env) -> subprocess.Popen:
+    env = {**os.environ, "SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "gpu[01-02]", "SLURM_NNODES": "2",
+           "SLURM_CPUS_PER_TASK": "8", **env}
+    return subprocess.Popen(["bash", str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def submit(tmp_path, *extra) -> Path:
+    assert main(["-d", "3", "--output", str(tmp_path / "run"), "--nodes", "2", *extra]) == 0
+    return tmp_path / "run" / "submit.sbatch"
+
+
+def test_submit_writes_script_and_calls_sbatch(tmp_path, fake_slurm, capsys):
+    script = submit(tmp_path)
+    assert script.is_file() and "submitted job 4242" in capsys.readouterr().out
+    assert (fake_slurm / "sbatch.log").read_text().split() == ["--parsable", str(script)]
+
+
+def test_overrides_and_rendezvous_reach_srun(tmp_path, fake_slurm):
+    config = tmp_path / "run.yaml"
+    config.write_text("{}\n")
+    script = submit(tmp_path, "--config", str(config), TRICKY, "training.num_epochs=5")
+    job = start_job(script, FAKE_SRUN_EXIT="3")
+    out, _ = job.communicate(timeout=TIMEOUT)
+    assert job.returncode == 3, out  # the step's status is the job's
+    args = (fake_slurm / "srun.args").read_text().split("\0")[:-1]
+    train = args[args.index("-d", args.index("nnit-task")):]
+    assert train == ["-d", "3", "--config", str(config), "--output", str(tmp_path / "run"), "--resume-if-exists",
+                     TRICKY, "training.num_epochs=5"]
+    assert "--ntasks-per-node=8" in args
+    assert (fake_slurm / "srun.env").read_text().split() == ["gpu01", str(slurm_port("4242")), "8"]
+    assert not (fake_slurm / "scontrol.log").exists()  # a normal end is not requeued
+
+
+@pytest.mark.parametrize("launcher", ["srun", "torchrun"])
+def test_usr1_is_forwarded_then_job_requeued(tmp_path, fake_slurm, launcher):
+    job = start_job(submit(tmp_path, "--launcher", launcher), FAKE_SRUN_WAIT="1")
+    deadline = time.monotonic() + TIMEOUT
+    while not (fake_slurm / "srun.started").exists():
+        assert time.monotonic() < deadline and job.poll() is None, "the step never started"
+        time.sleep(0.05)
+    job.send_signal(signal.SIGUSR1)
+    out, _ = job.communicate(timeout=TIMEOUT)
+    assert (fake_slurm / "srun.sig").read_text().split() == ["USR1"], out
+    assert (fake_slurm / "scontrol.log").read_text().split() == ["requeue", "4242"], out
+    assert job.returncode == 0
+
+
+def test_step_that_ignores_the_signal_is_stopped_then_requeued(tmp_path, fake_slurm):
+    job = start_job(submit(tmp_path, "--signal-seconds", "2", "--time", "10"), FAKE_SRUN_WAIT="1",
+                    FAKE_SRUN_DEAF="1")
+    deadline = time.monotonic() + TIMEOUT
+    while not (fake_slurm / "srun.started").exists():
+        assert time.monotonic() < deadline and job.poll() is None, "the step never started"
+        time.sleep(0.05)
+    job.send_signal(signal.SIGUSR1)
+    out, _ = job.communicate(timeout=TIMEOUT)
+    assert (fake_slurm / "srun.sig").read_text().split() == ["TERM"], out
+    assert (fake_slurm / "scontrol.log").read_text().split() == ["requeue", "4242"], out
+
+
+def test_missing_sbatch_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(["-d", "3", "--output", str(tmp_path / "run")]) == 2
+    assert "sbatch" in capsys.readouterr().err and (tmp_path / "run" / "submit.sbatch").is_file()
+
+
+@pytest.mark.parametrize("extra", [
+    ["not-an-override"], ["--time", "soon"], ["--time", "00:05:00"], ["--nodes", "0"],
+    ["--config", "/nonexistent/run.yaml"], ["--partition", "gpu; rm -rf /"], ["--sbatch-arg=qos"],
+])
+def test_bad_arguments_exit_with_a_message(tmp_path, capsys, extra):
+    with pytest.raises(SystemExit) as e:
+        main(["-d", "3", "--output", str(tmp_path / "run"), "--dry-run", *extra])
+    assert e.value.code == 2 and "error" in capsys.readouterr().err
+
+
+def test_output_with_spaces_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["-d", "3", "--output", str(tmp_path / "my run"), "--dry-run"])
+
+
+@pytest.mark.parametrize("text,seconds", [
+    ("30", 1800), ("30:15", 1815), ("01:00:00", 3600), ("2-00", 172800), ("1-02:03", 93780), ("1-00:00:05", 86405),
+])
+def test_parse_time(text, seconds):
+    assert parse_time(text) == seconds
