@@ -72,7 +72,9 @@ class CollectionFactory:
     def __call__(self, seed_sequence: np.random.SeedSequence) -> CollectionDraws:
         from nninteractive_train.sampler.collection import collection_sampler
 
-        sampler = collection_sampler(self.dataset, seed=seed_sequence, rank=self.rank, worker=0,
+        # the loader's (seed, rank, worker, epoch) sequence, as one integer the sampler can record in its state
+        seed = int(seed_sequence.generate_state(1)[0])
+        sampler = collection_sampler(self.dataset, seed=seed, rank=self.rank, worker=0,
                                      case_ids=self.case_ids, preprocessed_folder=self.data_dir,
                                      supervoxel_prob=self.supervoxel_prob)
         return CollectionDraws(sampler, self.data_dir)

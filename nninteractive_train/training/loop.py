@@ -63,6 +63,7 @@ def run_loop(trainer) -> None:
         trainer.interaction = InteractionRound(trainer.run_config, env.rank, trainer.num_epochs)
     if trainer._resume_states:
         trainer.interaction.load_state_dict(trainer._resume_states[env.rank])
+    trainer.restore_loader_state()
     metrics_path = Path(trainer.output_folder) / "metrics.jsonl"
     stop = StopFlag()
     stop.install()

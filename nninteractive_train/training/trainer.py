@@ -198,6 +198,7 @@ class nnInteractiveTrainer(nnUNetTrainer):
             "inference_allowed_mirroring_axes": self.inference_allowed_mirroring_axes,
             "run_config": to_dict(self.run_config),
             "rank_states": states,
+            "loader_sampler_state": self._loader_sampler_state(),
             "torch_rng_state": torch.get_rng_state(),
         }
 
@@ -222,6 +223,27 @@ class nnInteractiveTrainer(nnUNetTrainer):
         if self.grad_scaler is not None and checkpoint.get("grad_scaler_state") is not None:
             self.grad_scaler.load_state_dict(checkpoint["grad_scaler_state"])
         self._resume_states = checkpoint.get("rank_states")
+        self._resume_sampler_state = checkpoint.get("loader_sampler_state")
+
+    def _in_process_loader(self):
+        """The training InteractiveDataLoader when it runs in this process (no augmentation workers)."""
+        return getattr(self.dataloader_train, "data_loader", None)
+
+    def _loader_sampler_state(self) -> dict | None:
+        """The collection sampler's position, when its stream lives in this process (else the workers'
+        streams are re-derived from (seed, rank, worker, epoch) on resume)."""
+        dl = self._in_process_loader()
+        if dl is None or dl.sampler_factory is None:
+            return None
+        _ = dl.rng  # creates the sampler on first use
+        return dl._sampler.state_dict()
+
+    def restore_loader_state(self) -> None:
+        state = getattr(self, "_resume_sampler_state", None)
+        dl = self._in_process_loader()
+        if state is not None and dl is not None and dl.sampler_factory is not None:
+            _ = dl.rng
+            dl._sampler.load_state_dict(state)
 
 
 def build_trainer(cfg: RunConfig, plans: dict, dataset_json: dict, run_dir: str | os.PathLike,

@@ -50,3 +50,34 @@ def test_demo_collection_end_to_end(tmp_path, monkeypatch, capsys):
     for k, j in enumerate(man.object_range(0)):
         pts = coords[offsets[k]:offsets[k + 1]]
         assert pts.shape[0] > 0 and np.isin(seg[0][tuple(pts.T)], man.instance_ids(j)).all()
+
+
+@pytest.mark.slow
+def test_training_draws_objects_from_the_collection(tmp_path, monkeypatch):
+    """Build the demo list, preprocess (with centre candidates), SuperVoxels, then train the tiny config: the
+    loader draws through the collection sampler, and its position is saved in the checkpoint."""
+    import torch
+
+    from nninteractive_train.cli import build_collection, generate_supervoxels, make_synthetic, plan_and_preprocess
+    from nninteractive_train.config import load_config
+    from nninteractive_train.training.collection import CollectionDraws
+    from nninteractive_train.training.launch import train
+
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        (tmp_path / var).mkdir()
+        monkeypatch.setenv(var, str(tmp_path / var))
+    make_synthetic.main(["-d", "991", "--num-cases", "3", "--seed", "1", "--name", "SynthA"])
+    make_synthetic.main(["-d", "992", "--num-cases", "2", "--seed", "2", "--name", "SynthB"])
+    assert build_collection.main([str(REPO / "dataset_lists" / "demo.yaml"), "-d", "989", "--quiet"]) == 0
+    plan_and_preprocess.main(["-d", "989", "--config", str(REPO / "configs" / "debug_cpu.yaml"), "-np", "1"])
+    assert generate_supervoxels.main(["-d", "989", "--quiet"]) == 0
+    cfg = load_config(REPO / "configs" / "debug_cpu.yaml", ["training.iterations_per_epoch=6"])
+    trainer = train(989, cfg, tmp_path / "run", use_cuda=False)
+    dl = trainer.dataloader_train.data_loader
+    assert isinstance(dl._sampler, CollectionDraws)
+    state = dl._sampler.state_dict()
+    lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    fresh = sum(round((1 - l["followup_fraction"]) * 6) for l in lines)  # follow-up batches draw nothing
+    assert state["position"] == 2 * fresh > 0  # batch size 2
+    ck = torch.load(tmp_path / "run" / "checkpoint_final.pth", weights_only=False)
+    assert ck["loader_sampler_state"]["position"] > 0
