@@ -1,13 +1,16 @@
 """Test-session set-up: nnU-Net reads its folder variables at import time, so they are pointed at a fresh
 temporary tree here, before any test imports nnunetv2."""
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
 _ROOT = Path(tempfile.mkdtemp(prefix="nni_test_"))
+atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
 for _name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
     os.environ[_name] = str(_ROOT / _name)
     (_ROOT / _name).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,186 @@
+"""The demo (the README's main command): a small collection of real images with real labels plus generated
+cases → build → preprocess → SuperVoxels → sampling report → train on the CPU → export → evaluate on held-out
+cases through the public inference session → a report folder.
+
+    python -m nninteractive_train.demo.pipeline --out demo_output [--config configs/demo_cpu.yaml] [--quick]
+
+Without the Debian packages (``scripts/install_demo_data.sh``) it says how to install them and runs on
+generated data only. Dataset ids: 960–963 real sources, 991 generated, 999 the merged collection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+GENERATED_ID, COLLECTION_ID = 991, 999
+GENERATED_CASES, GENERATED_HELD_OUT = 16, 3
+
+
+def step(title: str):
+    print(f"\n=== {title} ===", flush=True)
+    return time.perf_counter()
+
+
+def collection_list(real: dict, generated_held_out: list[str]) -> dict:
+    """The demo's dataset list: every source with its held-out cases skipped (they are evaluated, not trained)."""
+    datasets = [{
+        "name": "Generated", "source": GENERATED_ID, "weight": 1.0, "modality": "MR (generated)",
+        "labels": {"blob": {"objects": "whole"}}, "combinations": {"round_things": ["sphere", "ellipsoid"]},
+        "skip_cases": list(generated_held_out),
+    }]
+    for name, (dataset_id, _folder, held_out) in real.items():
+        datasets.append({"name": name.capitalize(), "source": dataset_id, "weight": 1.0, "min_size": 50,
+                         "skip_cases": list(held_out)})
+    return {"format": 1, "name": "DemoCollection", "description": "nninteractive_train demo collection",
+            "datasets": datasets}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="nninteractive_train.demo.pipeline", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="demo_output", help="folder for runs, models and the report")
+    p.add_argument("--config", default=str(REPO / "configs" / "demo_cpu.yaml"))
+    p.add_argument("--quick", action="store_true", help="a smoke run: tiny network, 2 epochs, 1 object per case")
+    p.add_argument("--generated-only", action="store_true", help="skip the Debian-packaged real images")
+    p.add_argument("overrides", nargs="*", help="config overrides for the training, section.key=value")
+    args = p.parse_args(argv)
+
+    from nninteractive_train.cli import (build_collection, evaluate, export, generate_supervoxels,
+                                         plan_and_preprocess, prompt_gallery, train)
+    from nninteractive_train.data.synthetic import write_dataset
+    from nninteractive_train.demo import install_hint, missing_packages
+    from nninteractive_train.paths import require_env
+
+    out = Path(args.out).resolve()
+    report = out / "report"
+    report.mkdir(parents=True, exist_ok=True)
+    raw = require_env("nnUNet_raw")
+    require_env("nnUNet_preprocessed")
+    require_env("nnUNet_results")
+    config = str(REPO / "configs" / "debug_cpu.yaml") if args.quick else args.config
+    overrides = list(args.overrides) + (["training.interactive_val_every=0"] if args.quick else [])
+    timings: dict[str, float] = {}
+    t_all = time.perf_counter()
+
+    t = step("1/9 real images from Debian packages")
+    real: dict = {}
+    missing = [] if args.generated_only else missing_packages()
+    if args.generated_only:
+        print("skipped (--generated-only)")
+    elif missing:
+        print(f"missing Debian packages {missing}: the demo runs on generated data only.\n{install_hint(missing)}")
+    else:
+        from nninteractive_train.demo import write_demo_sources
+
+        real = write_demo_sources(raw)
+    timings["real sources"] = time.perf_counter() - t
+
+    t = step("2/9 generated cases")
+    folder = write_dataset(raw, GENERATED_ID, GENERATED_CASES, seed=1, name="Generated")
+    cases = sorted(f.name[: -len("_0000.nii.gz")] for f in (folder / "imagesTr").glob("*_0000.nii.gz"))
+    held_generated = cases[-GENERATED_HELD_OUT:]
+    print(f"{folder}: {len(cases)} cases, held out {held_generated}")
+    timings["generated"] = time.perf_counter() - t
+
+    t = step("3/9 build the collection")
+    list_file = out / "demo_collection.yaml"
+    list_file.write_text(yaml.safe_dump(collection_list(real, held_generated), sort_keys=False))
+    if build_collection.main([str(list_file), "-d", str(COLLECTION_ID), "--quiet"]) != 0:
+        return 1
+    timings["build"] = time.perf_counter() - t
+
+    t = step("4/9 plan and preprocess")
+    plan_and_preprocess.main(["-d", str(COLLECTION_ID), "--config", config, "-np", "2"])
+    timings["preprocess"] = time.perf_counter() - t
+
+    t = step("5/9 SuperVoxels and sampling report")
+    generate_supervoxels.main(["-d", str(COLLECTION_ID), "-np", "2", "--quiet"])
+    from nninteractive_train.cli import sampling_report
+
+    with open(report / "sampling_report.md", "w") as f:
+        saved, sys.stdout = sys.stdout, f
+        try:
+            sampling_report.main(["-d", str(COLLECTION_ID), "--draws", "100000"])
+        finally:
+            sys.stdout = saved
+    print((report / "sampling_report.md").read_text()[:2000])
+    timings["supervoxels + report"] = time.perf_counter() - t
+
+    t = step("6/9 train")
+    run_dir, model_dir = out / "runs" / "demo", out / "models" / "demo"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    train.main(["-d", str(COLLECTION_ID), "--config", config, "--output", str(run_dir), *overrides])
+    timings["train"] = time.perf_counter() - t
+
+    t = step("7/9 export")
+    export.main([str(run_dir), str(model_dir)])
+    timings["export"] = time.perf_counter() - t
+
+    t = step("8/9 evaluate on held-out cases through the nnInteractive inference session")
+    evals = {"generated": (GENERATED_ID, held_generated, "all")}
+    for name, (dataset_id, _folder, held_out) in real.items():
+        evals[name] = (dataset_id, held_out, "per-kind")
+    # AutoZoom off: every demo image fits in one exported patch, and zooming an early model costs minutes
+    common = ["--no-autozoom", "--object-order", "random", "--no-progress"]
+    for name, (dataset_id, held_out, protocol) in evals.items():
+        per_object = "1" if args.quick else ("3" if name == "generated" else "2")
+        cases = held_out[:1] if args.quick else held_out
+        evaluate.main([str(model_dir), "-d", str(dataset_id), "--cases", *cases, "--protocol", protocol,
+                       "--out", str(report / f"eval_{name}"), "--max-objects-per-case", per_object,
+                       "--steps", "2" if args.quick else "5", *common])
+    timings["evaluate"] = time.perf_counter() - t
+
+    t = step("9/9 report")
+    prompt_gallery.main(["-d", str(GENERATED_ID), "--out", str(report / "prompt_gallery.png")])
+    for name in ("metrics.jsonl", "progress.png", "config.yaml"):
+        if (run_dir / name).exists():
+            shutil.copy(run_dir / name, report / name)
+    timings["report"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t_all
+    write_report(report, evals, timings, real)
+    print(f"\nreport: {report}\nmodel:  {model_dir}  (load it in napari / Slicer / MITK / ITK-SNAP through nninteractive)")
+    return 0
+
+
+def _cell(values: list, i: int) -> str:
+    return f"{values[i]:.3f}" if i < len(values) and values[i] is not None else "n/a"
+
+
+def write_report(report: Path, evals: dict, timings: dict, real: dict) -> None:
+    """report/README.md: Dice after 1 and after 5 prompts per kind per evaluation, timings, what was used."""
+    lines = ["# nninteractive_train demo report", "",
+             f"Real sources: {', '.join(real) if real else 'none (Debian packages missing)'}; "
+             f"generated dataset {GENERATED_ID}; collection {COLLECTION_ID}.", ""]
+    for name in evals:
+        summary_file = report / f"eval_{name}" / "summary.json"
+        if not summary_file.is_file():
+            lines += [f"## {name}: no evaluation summary", ""]
+            continue
+        summary = json.loads(summary_file.read_text())
+        lines += [f"## Held-out {name} cases", "", "| protocol | kind | runs | Dice @1 prompt | @3 prompts | @5 prompts | NSD @5 |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        for protocol, kinds in summary.get("results", {}).items():
+            for kind, e in kinds.items():
+                lines.append(f"| {protocol} | {kind} | {e['runs']} | {_cell(e['dice'], 0)} | {_cell(e['dice'], 2)} "
+                             f"| {_cell(e['dice'], 4)} | {_cell(e['nsd'], 4)} |")
+        failed = summary.get("failed_cases") or []
+        if failed:
+            lines += ["", f"failed cases: {failed}"]
+        lines += ["", f"![Dice per interaction](eval_{name}/dice_per-kind.png)", ""]
+    lines += ["## Time (s)", "", "| step | s |", "|---|---:|"] + [f"| {k} | {v:.0f} |" for k, v in timings.items()]
+    lines += ["", "Training curve: `progress.png`, per-epoch metrics: `metrics.jsonl`, prompts: `prompt_gallery.png`,",
+              "sampling: `sampling_report.md`."]
+    (report / "README.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
