@@ -2,8 +2,6 @@
 
 from nninteractive_train.config.load import (
     ConfigError,
-    atomic_write_json,
-    atomic_write_text,
     from_dict,
     load_config,
     save_config,
@@ -19,5 +17,5 @@ from nninteractive_train.config.schema import (
 
 __all__ = [
     "ConfigError", "DataConfig", "InteractionConfig", "ModelConfig", "RunConfig", "TrainingConfig",
-    "atomic_write_json", "atomic_write_text", "from_dict", "load_config", "save_config", "to_dict",
+    "from_dict", "load_config", "save_config", "to_dict",
 ]

@@ -15,14 +15,13 @@ import logging
 import multiprocessing
 import os
 import re
-import shutil
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from ..files import atomic_write_json, replace_dir
 from .case_io import CaseError, link_or_copy, place_image, read_image, read_label, write_label
 from .dataset_list import CollectionSpec, DatasetListError, LabelRule, load_dataset_list, resolve_labels
 from .instances import instance_stats, make_objects, to_instances
@@ -221,12 +220,7 @@ def convert_case(job: CaseJob, staging: str) -> dict:
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_text(json.dumps(obj))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_json(path, obj, indent=None)
 
 
 def _reuse(job: CaseJob, folder: Path, staging: Path) -> dict | None:
@@ -372,11 +366,5 @@ def _finalise(staging: Path, out: Path, manifest: Manifest, skipped: dict, keys:
     _write_json(staging / "dataset.json", dataset_json)
     manifest.save(staging / MANIFEST_NAME)
     _write_json(staging / SKIPPED_NAME, skipped)
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(out, old)
-    os.replace(staging, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_dir(staging, out)
 

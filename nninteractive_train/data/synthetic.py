@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from nninteractive_train.config import atomic_write_json
+from nninteractive_train.files import atomic_write_json, replace_dir
 
 LABELS = {"background": 0, "sphere": 1, "ellipsoid": 2, "tube": 3, "blob": 4}
 
@@ -177,9 +177,5 @@ def write_dataset(
             "file_ending": ".nii.gz",
         },
     )
-    if final.exists():
-        import shutil
-
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    replace_dir(tmp, final)
     return final

@@ -10,7 +10,6 @@ import itertools
 import os
 import shutil
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Sequence
 
@@ -18,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from nninteractive_train.config import atomic_write_json
+from nninteractive_train.files import atomic_write_json, replace_dir
 
 Box = tuple[tuple[int, int], ...]  # (start, stop) per array axis
 
@@ -171,13 +170,7 @@ def write_dataset(
             "crops": {c: [list(ab) for ab in b] for c, b in zip(cases, boxes)},
             **(extra or {}),
         })
-        old = None
-        if final.exists():
-            old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(final, old)
-        os.replace(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from nninteractive_train.config import atomic_write_json, atomic_write_text
+from nninteractive_train.files import atomic_write_json, atomic_write_text
 from nninteractive_train.evaluation.metrics import auc
 
 __all__ = ["COLUMNS", "write_csv", "summarize", "plot", "write_summary"]

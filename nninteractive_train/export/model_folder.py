@@ -11,7 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from nninteractive_train.config import atomic_write_json, from_dict
+from nninteractive_train.config import from_dict
+from nninteractive_train.files import atomic_write_json, replace_dir
 from nninteractive_train.paths import SetupError
 
 STUB_TRAINER = "nnInteractiveTrainer_stub"
@@ -85,14 +86,7 @@ def write_model_folder(
             **(extra or {}),
         }
         atomic_save(checkpoint, tmp / "fold_0" / "checkpoint_final.pth")
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
+        replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

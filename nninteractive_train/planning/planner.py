@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from nninteractive_train.config import RunConfig, atomic_write_json
+from nninteractive_train.config import RunConfig
+from nninteractive_train.files import atomic_write_json
 from nninteractive_train.paths import SetupError, find_dataset, require_env
 
 

@@ -28,7 +28,6 @@ def training_transforms(patch_size: Sequence[int], data: DataConfig, rotation: f
     Mirroring is left out: the prompt channels are added after augmentation, so mirroring adds nothing that
     the random object and patch placement do not already give, and inference never mirrors.
     """
-    from batchgeneratorsv2.helpers.scalar_type import RandomScalar  # noqa: F401  (documents the type)
     from batchgeneratorsv2.transforms.intensity.brightness import MultiplicativeBrightnessTransform
     from batchgeneratorsv2.transforms.intensity.contrast import BGContrast, ContrastTransform
     from batchgeneratorsv2.transforms.intensity.gamma import GammaTransform

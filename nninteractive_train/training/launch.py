@@ -7,7 +7,8 @@ import json
 import os
 from pathlib import Path
 
-from nninteractive_train.config import RunConfig, atomic_write_json, from_dict, save_config, to_dict
+from nninteractive_train.config import RunConfig, from_dict, save_config, to_dict
+from nninteractive_train.files import atomic_write_json
 from nninteractive_train.distributed import DistEnv, init_distributed, resolve_env, split_batch
 from nninteractive_train.paths import SetupError, find_dataset, require_env
 
