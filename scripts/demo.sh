@@ -11,4 +11,6 @@ export nnUNet_raw="${nnUNet_raw:-$out/nnUNet_raw}"
 export nnUNet_preprocessed="${nnUNet_preprocessed:-$out/nnUNet_preprocessed}"
 export nnUNet_results="${nnUNet_results:-$out/nnUNet_results}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+# The real images come from Debian packages; without them the demo says so and runs on generated data only.
+bash "$root/scripts/install_demo_data.sh" || echo "demo: Debian packages unavailable; continuing with generated data"
 python scripts/demo.py --out "$out" "$@"
