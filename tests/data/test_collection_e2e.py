@@ -1,6 +1,6 @@
 """The demo list end to end: generate, build, plan + preprocess, SuperVoxels, sampling report, centres.
 
-Training with the sampler is covered by the training tests (the loader wiring lives there).
+Then the tiny config trains with objects drawn through the collection sampler.
 """
 
 import json
@@ -12,19 +12,26 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow
-def test_demo_collection_end_to_end(tmp_path, monkeypatch, capsys):
+def _build_demo_collection(tmp_path, monkeypatch, dataset_id: int) -> None:
+    """Fresh nnU-Net folders in tmp_path; generate the demo list's sources, build, preprocess, SuperVoxels."""
     from nninteractive_train.cli import build_collection, generate_supervoxels, make_synthetic, plan_and_preprocess
-    from nninteractive_train.cli import sampling_report
 
     for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         (tmp_path / var).mkdir()
         monkeypatch.setenv(var, str(tmp_path / var))
     make_synthetic.main(["-d", "991", "--num-cases", "3", "--seed", "1", "--name", "SynthA"])
     make_synthetic.main(["-d", "992", "--num-cases", "2", "--seed", "2", "--name", "SynthB"])
-    assert build_collection.main([str(REPO / "dataset_lists" / "demo.yaml"), "-d", "990", "--quiet"]) == 0
-    plan_and_preprocess.main(["-d", "990", "--config", str(REPO / "configs" / "debug_cpu.yaml"), "-np", "1"])
-    assert generate_supervoxels.main(["-d", "990", "--quiet"]) == 0
+    d = str(dataset_id)
+    assert build_collection.main([str(REPO / "dataset_lists" / "demo.yaml"), "-d", d, "--quiet"]) == 0
+    plan_and_preprocess.main(["-d", d, "--config", str(REPO / "configs" / "debug_cpu.yaml"), "-np", "1"])
+    assert generate_supervoxels.main(["-d", d, "--quiet"]) == 0
+
+
+@pytest.mark.slow
+def test_demo_collection_end_to_end(tmp_path, monkeypatch, capsys):
+    from nninteractive_train.cli import sampling_report
+
+    _build_demo_collection(tmp_path, monkeypatch, 990)
     capsys.readouterr()
     assert sampling_report.main(["-d", "990", "--draws", "5000", "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
@@ -58,19 +65,11 @@ def test_training_draws_objects_from_the_collection(tmp_path, monkeypatch):
     loader draws through the collection sampler, and its position is saved in the checkpoint."""
     import torch
 
-    from nninteractive_train.cli import build_collection, generate_supervoxels, make_synthetic, plan_and_preprocess
     from nninteractive_train.config import load_config
     from nninteractive_train.training.collection import CollectionDraws
     from nninteractive_train.training.launch import train
 
-    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        (tmp_path / var).mkdir()
-        monkeypatch.setenv(var, str(tmp_path / var))
-    make_synthetic.main(["-d", "991", "--num-cases", "3", "--seed", "1", "--name", "SynthA"])
-    make_synthetic.main(["-d", "992", "--num-cases", "2", "--seed", "2", "--name", "SynthB"])
-    assert build_collection.main([str(REPO / "dataset_lists" / "demo.yaml"), "-d", "989", "--quiet"]) == 0
-    plan_and_preprocess.main(["-d", "989", "--config", str(REPO / "configs" / "debug_cpu.yaml"), "-np", "1"])
-    assert generate_supervoxels.main(["-d", "989", "--quiet"]) == 0
+    _build_demo_collection(tmp_path, monkeypatch, 989)
     cfg = load_config(REPO / "configs" / "debug_cpu.yaml", ["training.iterations_per_epoch=6"])
     trainer = train(989, cfg, tmp_path / "run", use_cuda=False)
     dl = trainer.dataloader_train.data_loader
