@@ -121,6 +121,7 @@ def train(dataset_id: int, cfg: RunConfig, run_dir: str | os.PathLike, *, resume
             torch.distributed.barrier()
         from nninteractive_train.training.trainer import build_trainer
 
+        torch.manual_seed(cfg.training.seed)  # the same initial weights for a seed (DDP broadcasts rank 0's anyway)
         trainer = build_trainer(cfg, plans, dataset_json, run_dir, env, device)
         if ckpt_file is not None:
             trainer.load_checkpoint(str(ckpt_file))
