@@ -123,13 +123,18 @@ def test_overrides_and_rendezvous_reach_srun(tmp_path, fake_slurm):
     assert not (fake_slurm / "scontrol.log").exists()  # a normal end is not requeued
 
 
-@pytest.mark.parametrize("launcher", ["srun", "torchrun"])
-def test_usr1_is_forwarded_then_job_requeued(tmp_path, fake_slurm, launcher):
-    job = start_job(submit(tmp_path, "--launcher", launcher), FAKE_SRUN_WAIT="1")
+def wait_for_step(job, fake_slurm) -> None:
+    """Block until the fake srun step has started (the job must still be running)."""
     deadline = time.monotonic() + TIMEOUT
     while not (fake_slurm / "srun.started").exists():
         assert time.monotonic() < deadline and job.poll() is None, "the step never started"
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize("launcher", ["srun", "torchrun"])
+def test_usr1_is_forwarded_then_job_requeued(tmp_path, fake_slurm, launcher):
+    job = start_job(submit(tmp_path, "--launcher", launcher), FAKE_SRUN_WAIT="1")
+    wait_for_step(job, fake_slurm)
     job.send_signal(signal.SIGUSR1)
     out, _ = job.communicate(timeout=TIMEOUT)
     assert (fake_slurm / "srun.sig").read_text().split() == ["USR1"], out
@@ -140,10 +145,7 @@ def test_usr1_is_forwarded_then_job_requeued(tmp_path, fake_slurm, launcher):
 def test_step_that_ignores_the_signal_is_stopped_then_requeued(tmp_path, fake_slurm):
     job = start_job(submit(tmp_path, "--signal-seconds", "2", "--time", "10"), FAKE_SRUN_WAIT="1",
                     FAKE_SRUN_DEAF="1")
-    deadline = time.monotonic() + TIMEOUT
-    while not (fake_slurm / "srun.started").exists():
-        assert time.monotonic() < deadline and job.poll() is None, "the step never started"
-        time.sleep(0.05)
+    wait_for_step(job, fake_slurm)
     job.send_signal(signal.SIGUSR1)
     out, _ = job.communicate(timeout=TIMEOUT)
     assert (fake_slurm / "srun.sig").read_text().split() == ["TERM"], out

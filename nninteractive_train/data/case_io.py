@@ -85,23 +85,19 @@ def read_label(file: str | os.PathLike) -> tuple[np.ndarray, dict]:
     if head["channels"] != 1:
         raise CaseError(file, f"label map must have one channel, got {head['channels']}")
     seg = read_pixels(file, head["shape"])
-    if np.issubdtype(seg.dtype, np.integer):
-        if seg.size and seg.min() < 0:
-            raise CaseError(file, f"label map has negative values (min {seg.min()})")
-        if seg.size and seg.max() > np.iinfo(np.int32).max:
-            raise CaseError(file, f"label value {seg.max()} is too large")
-        return seg.astype(np.int32, copy=False), head
-    if not np.all(np.isfinite(seg)):
-        raise CaseError(file, "label map contains NaN or infinite values")
-    rounded = np.rint(seg)
-    if not np.array_equal(rounded, seg):
-        bad = np.unique(seg[rounded != seg])[:5]
-        raise CaseError(file, f"label map has non-integer values, e.g. {bad.tolist()}")
+    if not np.issubdtype(seg.dtype, np.integer):
+        if not np.all(np.isfinite(seg)):
+            raise CaseError(file, "label map contains NaN or infinite values")
+        rounded = np.rint(seg)
+        if not np.array_equal(rounded, seg):
+            bad = np.unique(seg[rounded != seg])[:5]
+            raise CaseError(file, f"label map has non-integer values, e.g. {bad.tolist()}")
+        seg = rounded
     if seg.size and seg.min() < 0:
         raise CaseError(file, f"label map has negative values (min {seg.min():g})")
     if seg.size and seg.max() > np.iinfo(np.int32).max:
         raise CaseError(file, f"label value {seg.max():g} is too large")
-    return rounded.astype(np.int32), head
+    return seg.astype(np.int32, copy=False), head
 
 
 def read_image(file: str | os.PathLike, *, shape: tuple[int, ...], spacing, label_file: str | os.PathLike) -> dict:

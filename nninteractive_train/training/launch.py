@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from nninteractive_train.config import RunConfig, from_dict, save_config, to_dict
+from nninteractive_train.config import RunConfig, from_dict, save_config
 from nninteractive_train.files import atomic_write_json
 from nninteractive_train.distributed import DistEnv, init_distributed, resolve_env, split_batch
 from nninteractive_train.paths import SetupError, find_dataset, require_env
@@ -147,4 +147,4 @@ def run_config_of(run_dir: str | os.PathLike) -> RunConfig:
     return from_dict(yaml.safe_load(path.read_text()))
 
 
-__all__ = ["train", "load_plans", "load_pretrained", "run_config_of", "to_dict"]
+__all__ = ["train", "load_plans", "load_pretrained", "run_config_of"]
