@@ -126,28 +126,34 @@ def bench_transfer(size: int, reps: int) -> dict:
     from poll() resubmitted with a new prediction (its data stays in the slot), and the cost of copy=True."""
     rng = np.random.default_rng(1)
     batch, pred = make_batch(size, rng)
-    copy_in, fresh, leased, copy_out = [], [], [], []
-    with SimulationPool(noop_step, 1, max_in_flight=1) as pool:
-        pool.prepare(batch)
-        pool.submit(batch)  # first mapping of the slot in the worker
-        pool.get(timeout=300, copy=True)
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            pool.submit(batch)
-            t1 = time.perf_counter()
-            got = pool.get(timeout=300)
-            t2 = time.perf_counter()
-            got["prediction"] = pred
-            pool.submit(got)
-            got = pool.get(timeout=300)
-            t3 = time.perf_counter()
-            {k: np.array(got[k]) for k in ("data", "target", "prediction")}  # what get(copy=True) adds
-            t4 = time.perf_counter()
-            pool.release(got)  # max_in_flight=1: the next fresh submit needs this slot
-            copy_in.append((t1 - t0) * 1e3)
-            fresh.append((t2 - t0) * 1e3)
-            leased.append((t3 - t2) * 1e3)
-            copy_out.append((t4 - t3) * 1e3)
+    copy_in, fresh, leased, copy_out, bg_submit, bg_fresh = [], [], [], [], [], []
+    for background in (False, True):  # True: the trainer's setting, the copy on the pool's helper thread
+        with SimulationPool(noop_step, 1, max_in_flight=1, copy_in_background=background) as pool:
+            pool.prepare(batch)
+            pool.submit(batch)  # first mapping of the slot in the worker
+            pool.get(timeout=300, copy=True)
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                pool.submit(batch)
+                t1 = time.perf_counter()
+                got = pool.get(timeout=300)
+                t2 = time.perf_counter()
+                if background:
+                    pool.release(got)
+                    bg_submit.append((t1 - t0) * 1e3)
+                    bg_fresh.append((t2 - t0) * 1e3)
+                    continue
+                got["prediction"] = pred
+                pool.submit(got)
+                got = pool.get(timeout=300)
+                t3 = time.perf_counter()
+                {k: np.array(got[k]) for k in ("data", "target", "prediction")}  # what get(copy=True) adds
+                t4 = time.perf_counter()
+                pool.release(got)  # max_in_flight=1: the next fresh submit needs this slot
+                copy_in.append((t1 - t0) * 1e3)
+                fresh.append((t2 - t0) * 1e3)
+                leased.append((t3 - t2) * 1e3)
+                copy_out.append((t4 - t3) * 1e3)
     mib = sum(batch[k].nbytes for k in ("data", "target", "prediction")) / 2**20
     floor = []  # what memory bandwidth allows right now: a plain copy of the same bytes into a warm buffer
     dst = {k: np.empty_like(batch[k]) for k in ("data", "target", "prediction")}
@@ -157,7 +163,7 @@ def bench_transfer(size: int, reps: int) -> dict:
             np.copyto(v, batch[k])
         floor.append((time.perf_counter() - t0) * 1e3)
     return {"mib": mib, "copy_in": ms(copy_in), "fresh": ms(fresh), "leased": ms(leased),
-            "copy_out": ms(copy_out), "memcpy": ms(floor)}
+            "copy_out": ms(copy_out), "memcpy": ms(floor), "bg_submit": ms(bg_submit), "bg_fresh": ms(bg_fresh)}
 
 
 def bench_workers(step, size: int, n: int, workers: int) -> dict:
@@ -186,12 +192,14 @@ def bench_workers(step, size: int, n: int, workers: int) -> dict:
             "prompts_s": BATCH * done / wall, "done": done}
 
 
-def bench_trainer(step, size: int, workers: int, iters: int, step_s: float, max_in_flight: int) -> dict:
-    """Trainer emulation: poll a follow-up batch else a fresh one, sleep `step_s`, maybe submit."""
+def bench_trainer(step, size: int, workers: int, iters: int, step_s: float, max_in_flight: int,
+                  background: bool = False) -> dict:
+    """Trainer emulation: poll a follow-up batch else a fresh one, sleep `step_s`, maybe submit
+    (``background``: the pool copies fresh batches into slots on its helper thread, as the trainer's does)."""
     rng = np.random.default_rng(3)
     loader = [make_batch(size, rng) for _ in range(2)]
     waits, iter_s, followups, interactions = [], [], 0, []
-    with SimulationPool(step, workers, max_in_flight=max_in_flight) as pool:
+    with SimulationPool(step, workers, max_in_flight=max_in_flight, copy_in_background=background) as pool:
         pool.prepare(loader[0][0])  # one-off slot allocation, as a trainer does once per run
         pool.submit(dict(loader[0][0]))  # warm-up: worker imports, first mapping of a slot
         pool.get(timeout=600, copy=True)
@@ -242,12 +250,14 @@ def main(argv: list[str] | None = None) -> int:
     print("| what | median ms | p95 ms |\n|---|---|---|")
     rows = [("fresh batch: copy into a slot on submit", "copy_in"),
             ("fresh batch: submit → worker → ready (no-op step)", "fresh"),
+            ("fresh batch, copy_in_background (trainer): submit call on the training thread", "bg_submit"),
+            ("fresh batch, copy_in_background (trainer): submit → copy → worker → ready", "bg_fresh"),
             ("follow-up batch from poll(), new prediction: resubmit → worker → ready (data not copied)", "leased"),
             ("extra for get(copy=True) instead of views (fresh allocation)", "copy_out"),
             (f"reference: plain np.copyto of the same {tr['mib']:.0f} MiB into a warm buffer", "memcpy")]
     for what, key in rows:
         print(f"| {what} | {tr[key][0]:.1f} | {tr[key][1]:.1f} |")
-    transfer_ok = tr["fresh"][0] <= BUDGET_TRANSFER_MS
+    transfer_ok = tr["bg_submit"][0] <= BUDGET_TRANSFER_MS
 
     print(f"\n## Pool latency and throughput ({label})\n")
     print("| workers | batches | latency median ms | latency p95 ms | compute/batch ms | prompts/s | per worker |")
@@ -261,27 +271,31 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\n## Trainer emulation: GPU step = sleep({step_s}), p = {P_FOLLOWUP}, {iters} iterations, "
           f"max_in_flight {args.max_in_flight}\n")
-    print("| workers | added share of iteration | data wait median / p95 ms | iteration ms | follow-up fraction | "
-          "mean interactions | sim latency ms | rejected |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| workers | fresh-batch copy | added share of iteration | data wait median / p95 ms | iteration ms | "
+          "follow-up fraction | mean interactions | sim latency ms | rejected |")
+    print("|---|---|---|---|---|---|---|---|---|")
     added = {}
-    for w in (0, 1, 2):
-        r = bench_trainer(step, size, w, iters, step_s, args.max_in_flight)
-        added[w] = r["added"]
+    for w, background in ((0, False), (1, False), (2, False), (1, True), (2, True)):
+        r = bench_trainer(step, size, w, iters, step_s, args.max_in_flight, background)
+        added[w, background] = r["added"]
         lat = "–" if r["latency"] is None else f"{r['latency']:.0f}"
-        print(f"| {w} | {100 * r['added']:.1f} % | {r['wait_ms'][0]:.0f} / {r['wait_ms'][1]:.0f} | "
+        where = "pool thread (trainer's setting)" if background else "training thread"
+        print(f"| {w} | {where} | {100 * r['added']:.1f} % | {r['wait_ms'][0]:.0f} / {r['wait_ms'][1]:.0f} | "
               f"{r['iter_ms']:.0f} | {r['followup_fraction']:.2f} | {r['mean_interactions']:.2f} | {lat} | "
               f"{r['rejected']} |")
 
     need = math.ceil(DEMAND_PER_GPU / per_worker)
     print("\n## Against the budgets\n")
     print("| budget | target | measured | verdict |\n|---|---|---|---|")
-    print(f"| one batch through shared memory (fresh; follow-up) | ≤ {BUDGET_TRANSFER_MS:.0f} ms | "
-          f"{tr['fresh'][0]:.1f} ms; {tr['leased'][0]:.1f} ms (memcpy floor now: {tr['memcpy'][0]:.1f} ms) | "
+    print(f"| one batch into shared memory, paid by the training thread (fresh, copy on the pool thread; "
+          f"follow-up) | ≤ {BUDGET_TRANSFER_MS:.0f} ms | {tr['bg_submit'][0]:.1f} ms; {tr['leased'][0]:.1f} ms "
+          f"(synchronous copy: {tr['fresh'][0]:.1f} ms, memcpy floor now: {tr['memcpy'][0]:.1f} ms) | "
           f"{'PASS' if transfer_ok else 'FAIL'} |")
-    best = min(added[1], added[2])
-    print(f"| added to the iteration time (best of 1, 2 workers) | ≤ {100 * BUDGET_ADDED:.0f} % | "
-          f"{100 * best:.1f} % (0 workers: {100 * added[0]:.1f} %) | {'PASS' if best <= BUDGET_ADDED else 'FAIL'} |")
+    best = min(added[1, True], added[2, True])
+    print(f"| added to the iteration time (best of 1, 2 workers, copy on the pool thread) | "
+          f"≤ {100 * BUDGET_ADDED:.0f} % | {100 * best:.1f} % (copy on the training thread: "
+          f"{100 * min(added[1, False], added[2, False]):.1f} %; 0 workers: {100 * added[0, False]:.1f} %) | "
+          f"{'PASS' if best <= BUDGET_ADDED else 'FAIL'} |")
     print(f"| workers per GPU for {DEMAND_PER_GPU:.2f} prompts/s (node: {GPUS_PER_NODE * DEMAND_PER_GPU:.1f}) | "
           f"≤ {BUDGET_WORKERS} | {need} (one worker: {per_worker:.1f} prompts/s) | "
           f"{'PASS' if need <= BUDGET_WORKERS else 'FAIL'} |")

@@ -40,8 +40,9 @@ def test_followups_from_two_workers(tmp_path):
     assert 0.2 <= m["followup_fraction"] <= 0.8, m
     assert m["mean_interactions"] > 1.0
     assert m["sim_dropped"] == 0 and m["sim_latency_ms"] is not None
-    for key in ("train_loss", "data_wait_ms", "iteration_ms"):
+    for key in ("train_loss", "data_wait_ms", "iteration_ms", "sim_submit_ms"):
         assert math.isfinite(m[key]), key
+    assert 0.0 <= m["data_wait_share"] < 1.0, m
 
 
 def _children(pid: int) -> list[int]:

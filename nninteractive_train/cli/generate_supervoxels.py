@@ -26,16 +26,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sam-checkpoint", default=None, help="optional local SAM v1 checkpoint for mask generation")
     p.add_argument("--sam-model-type", default="vit_h", help="SAM v1 model type (default vit_h)")
     p.add_argument("--device", default="cuda", help="torch device for --backend sam (default cuda)")
+    p.add_argument("--sam-iou-thresh", type=float, default=0.92,
+                   help="keep generated masks with predicted IoU >= this (default 0.92, the paper's; "
+                        "negative values as --sam-iou-thresh=-1)")
+    p.add_argument("--sam-prompt-slices", type=int, default=3,
+                   help="axial slices per case on which masks are generated and propagated from (default 3)")
+    p.add_argument("--sam-points-per-side", type=int, default=32,
+                   help="mask generator point grid per side (default 32; the mask decoder runs once per point, "
+                        "so lower it on CPU)")
+    p.add_argument("--sam-stability-thresh", type=float, default=0.95,
+                   help="mask generator stability filter (default 0.95, SAM's; <= 0 turns it off)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     from nninteractive_train.data.paths import find_preprocessed_config
-    from nninteractive_train.data.supervoxels import SamConfig, SamUnavailable, SupervoxelConfig, generate_supervoxels
+    from nninteractive_train.data.supervoxels import (
+        SamConfig,
+        SamUnavailable,
+        SupervoxelConfig,
+        generate_supervoxels,
+    )
 
     try:
         folder = find_preprocessed_config(args.dataset_id, args.plans, args.configuration)
         sam = SamConfig(sam2_checkpoint=args.sam2_checkpoint, sam2_config=args.sam2_config,
-                        sam_checkpoint=args.sam_checkpoint, sam_model_type=args.sam_model_type, device=args.device)
+                        sam_checkpoint=args.sam_checkpoint, sam_model_type=args.sam_model_type, device=args.device,
+                        pred_iou_thresh=args.sam_iou_thresh, prompt_slices=args.sam_prompt_slices,
+                        points_per_side=args.sam_points_per_side,
+                        stability_score_thresh=args.sam_stability_thresh)
         index = generate_supervoxels(folder, config=SupervoxelConfig(backend=args.backend,
                                                                      max_objects=args.max_objects),
                                      sam=sam, num_processes=args.num_processes, overwrite=args.overwrite,

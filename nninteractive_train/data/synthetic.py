@@ -131,6 +131,16 @@ def _write_nifti(array: np.ndarray, spacing, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _write_case(tmp: Path, name: str, seed: int, i: int, shape_range, spacings) -> None:
+    rng = np.random.default_rng(np.random.SeedSequence([seed, i]))
+    shape = tuple(int(rng.integers(lo, hi + 1)) for lo, hi in shape_range)
+    spacing = spacings[i % len(spacings)]
+    image, label = make_case(rng, shape, spacing)
+    case = f"{name.lower()}_{i:04d}"
+    _write_nifti(image, spacing, tmp / "imagesTr" / f"{case}_0000.nii.gz")
+    _write_nifti(label, spacing, tmp / "labelsTr" / f"{case}.nii.gz")
+
+
 def write_dataset(
     raw_root: str | os.PathLike,
     dataset_id: int,
@@ -140,11 +150,13 @@ def write_dataset(
     name: str = "Synthetic",
     shape_range: tuple[tuple[int, int], ...] = ((32, 48), (56, 72), (56, 72)),
     spacings: tuple[tuple[float, float, float], ...] = ((2.0, 1.0, 1.0), (3.0, 0.8, 0.8), (1.5, 1.2, 1.2)),
+    num_processes: int = 1,
 ) -> Path:
     """Write an nnU-Net raw dataset ``raw_root/DatasetXXX_<name>`` (imagesTr, labelsTr, dataset.json).
 
-    Deterministic for ``seed``: case ``i`` is drawn from ``SeedSequence([seed, i])``. The folder is built
-    under a temporary name and renamed, so an interrupted run leaves no half-written dataset.
+    Deterministic for ``seed`` whatever ``num_processes``: case ``i`` is drawn from ``SeedSequence([seed, i])``.
+    ``shape_range`` gives (low, high) voxels per array axis. The folder is built under a temporary name and
+    renamed, so an interrupted run leaves no half-written dataset.
     """
     if num_cases < 1:
         raise ValueError(f"num_cases must be >= 1, got {num_cases}")
@@ -158,14 +170,18 @@ def write_dataset(
     tmp = Path(tempfile.mkdtemp(dir=raw_root, prefix=f".{final.name}."))
     (tmp / "imagesTr").mkdir()
     (tmp / "labelsTr").mkdir()
-    for i in range(num_cases):
-        rng = np.random.default_rng(np.random.SeedSequence([seed, i]))
-        shape = tuple(int(rng.integers(lo, hi + 1)) for lo, hi in shape_range)
-        spacing = spacings[i % len(spacings)]
-        image, label = make_case(rng, shape, spacing)
-        case = f"{name.lower()}_{i:04d}"
-        _write_nifti(image, spacing, tmp / "imagesTr" / f"{case}_0000.nii.gz")
-        _write_nifti(label, spacing, tmp / "labelsTr" / f"{case}.nii.gz")
+    jobs = [(tmp, name, seed, i, shape_range, spacings) for i in range(num_cases)]
+    if num_processes > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")  # the caller may hold torch threads; fork would copy them
+        with ProcessPoolExecutor(min(num_processes, num_cases), mp_context=ctx) as ex:
+            for f in [ex.submit(_write_case, *j) for j in jobs]:
+                f.result()
+    else:
+        for j in jobs:
+            _write_case(*j)
     atomic_write_json(
         tmp / "dataset.json",
         {

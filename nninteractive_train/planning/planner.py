@@ -42,12 +42,10 @@ def plan_and_preprocess(dataset_id: int, cfg: RunConfig, num_processes: int = 2,
         raise SetupError(f"{raw_folder / 'dataset.json'} is missing")
 
     from batchgenerators.utilities.file_and_folder_operations import load_json
-    from nnunetv2.experiment_planning.plan_and_preprocess_api import (
-        extract_fingerprint_dataset,
-        preprocess_dataset,
-    )
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprint_dataset
 
     from nninteractive_train.planning.plans import interactive_configuration
+    from nninteractive_train.planning.preprocessor import preprocess
 
     extract_fingerprint_dataset(dataset_id, num_processes=num_processes, check_dataset_integrity=verify,
                                 clean=True, verbose=False)
@@ -70,7 +68,7 @@ def plan_and_preprocess(dataset_id: int, cfg: RunConfig, num_processes: int = 2,
     plans_file = pre / raw_folder.name / f"{cfg.plans_identifier}.json"
     atomic_write_json(plans_file, plans)
     # The interactive configuration inherits 3d_fullres's data identifier: one preprocessed copy serves both.
-    preprocess_dataset(dataset_id, cfg.plans_identifier, ["3d_fullres"], [num_processes], verbose=False)
+    preprocess(dataset_id, cfg.plans_identifier, "3d_fullres", num_processes)
     from nninteractive_train.training.collection import write_center_candidates
 
     # a built collection: its manifest travels with the preprocessed data, plus per-object patch centres

@@ -34,14 +34,15 @@ class InteractionRound:
         self.num_epochs = num_epochs
         self.rng = np.random.default_rng(stream_seed(cfg.training.seed, rank, 7))
         # 3 slots: one being filled by a worker, one ready, one leased to the step in progress
-        self.pool = SimulationPool(partial(followup_step, decay=it.decay), it.num_sim_workers, seed=cfg.training.seed, rank=rank,
-                                   max_in_flight=3)
+        self.pool = SimulationPool(partial(followup_step, decay=it.decay), it.num_sim_workers, seed=cfg.training.seed,
+                                   rank=rank, max_in_flight=3, copy_in_background=True)
         self.reset_epoch()
 
     def reset_epoch(self) -> None:
         self.n_batches = self.n_followup_batches = 0
         self.n_samples = self.n_interactions = 0
         self.waits_ms: list[float] = []
+        self.submit_ms: list[float] = []
 
     def probability(self, epoch: int) -> float:
         return followup_probability(epoch, self.num_epochs, self.start, self.end)
@@ -69,13 +70,16 @@ class InteractionRound:
         if all(m["num_interactions"] >= self.max_interactions for m in batch["meta"]):
             return False
         prediction = logits.argmax(1).to(torch.uint8).cpu().numpy()
-        return self.pool.submit({
+        t0 = time.perf_counter()
+        accepted = self.pool.submit({
             "data": np.asarray(torch.as_tensor(batch["data"]).cpu().numpy(), dtype=np.float32),
             "target": np.asarray(torch.as_tensor(batch["target"])[:, 0].cpu().numpy(), dtype=np.uint8),
             "prediction": prediction,
             "agents": list(batch["agents"]),
             "meta": [dict(m) for m in batch["meta"]],
         })
+        self.submit_ms.append((time.perf_counter() - t0) * 1e3)  # the hand-off; the copy runs on the pool's thread
+        return accepted
 
     def epoch_stats(self) -> dict:
         stats = self.pool.stats()
@@ -84,6 +88,7 @@ class InteractionRound:
             "mean_interactions": self.n_interactions / max(self.n_samples, 1),
             "sim_latency_ms": stats.get("latency_ms_median"),
             "data_wait_ms": float(np.median(self.waits_ms)) if self.waits_ms else None,
+            "sim_submit_ms": float(np.median(self.submit_ms)) if self.submit_ms else None,
             "sim_dropped": stats.get("dropped", 0),
             "sim_restarted_workers": stats.get("restarted", 0),
         }

@@ -98,6 +98,8 @@ def run_loop(trainer) -> None:
                 "p_followup": trainer.interaction.probability(epoch),
                 **trainer.interaction.epoch_stats(),
                 "iteration_ms": float(np.median(iter_ms)) if iter_ms else None,
+                # time spent waiting for batches / all iteration time: > a few % means the GPU starves
+                "data_wait_share": sum(trainer.interaction.waits_ms) / max(sum(iter_ms), 1e-9),
                 "lr": float(trainer.optimizer.param_groups[0]["lr"]),
             }
             extra = getattr(trainer, "epoch_metrics_hook", None)

@@ -69,6 +69,9 @@ class nnInteractiveTrainer(nnUNetTrainer):
         if self.was_initialized:
             raise RuntimeError("trainer already initialized")
         self._set_batch_size_and_oversample()
+        if self.device.type == "cuda":  # as nnU-Net's run_training does; fixed patch shapes make autotuning pay
+            torch.backends.cudnn.deterministic = False
+            torch.backends.cudnn.benchmark = True
         self.num_input_channels = len(self.dataset_json["channel_names"]) + NUM_INTERACTION_CHANNELS
         self.network = self.build_network_architecture(
             self.plans_manager, self.configuration_manager, self.num_input_channels,

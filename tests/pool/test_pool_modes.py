@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -117,3 +119,38 @@ def test_prepare_allocates_every_slot_once(num_workers):
         for i in range(3):
             assert pool.submit(make_batch(i))
         assert pool.segment_names() == names and not pool.submit(make_batch(4))
+
+
+def test_background_copy_gives_the_same_batches():
+    """copy_in_background only moves the copy into a slot off the caller's thread: same outputs, same streams."""
+    plain = run(rng_step, 1)
+    background = run(rng_step, 1, copy_in_background=True)
+    for a, b in zip(plain, background):
+        np.testing.assert_array_equal(a["data"], b["data"])
+        assert a["meta"] == b["meta"] and a["agents"] == b["agents"]
+
+
+def test_background_copy_counts_in_flight_and_closes_cleanly():
+    batch = make_batch(3, size=48)
+    pool = SimulationPool(add_step, 1, max_in_flight=2, copy_in_background=True)
+    try:
+        assert pool.submit(batch) and pool.submit(make_batch(4, size=48))
+        assert pool.stats()["in_flight"] == 2  # filling or running: both slots are taken
+        assert not pool.submit(make_batch(5, size=48))  # and a third batch is refused, not queued
+        got = pool.get(timeout=TIMEOUT, copy=True)
+        assert got is not None and [m["num_interactions"] for m in got["meta"]] == [1, 1]
+        assert pool.submit(make_batch(6, size=48))
+    finally:
+        pool.close()  # with a copy possibly still running: must not crash or leak the segments
+    assert pool.segment_names() == []
+
+
+def test_background_copy_dispatches_without_another_call():
+    """The copy thread hands the batch to a worker itself: after a pause, the very next poll() has it."""
+    with SimulationPool(add_step, 1, copy_in_background=True) as pool:
+        pool.submit(make_batch(1))  # warm-up: the worker's start-up and first mapping of the slot
+        assert pool.get(timeout=TIMEOUT, copy=True) is not None
+        assert pool.submit(make_batch(2, size=32))
+        time.sleep(5.0)  # no pool call while the batch is copied, dispatched and simulated (milliseconds of work)
+        got = pool.poll(copy=True)  # without the copy thread's dispatch this call would only start the batch
+        assert got is not None and [m["num_interactions"] for m in got["meta"]] == [1, 1]
