@@ -98,6 +98,7 @@ def test_generate_over_preprocessed_folder(tmp_path):
     (folder / "c.b2nd").write_bytes(b"broken")  # this case fails and simply gets no SuperVoxels
     index = generate_supervoxels(folder, progress=False)
     assert set(index["counts"]) == {"a", "b"} and set(index["failed"]) == {"c"}
+    assert index["backend"] == "slic" and index["sam"] is None  # the SAM settings are recorded only for sam
     assert json.loads((folder / "supervoxels" / "index.json").read_text()) == index
     sv = load_case_supervoxels(folder / "supervoxels" / "a.npz")
     assert sv.supervoxels.shape == (34, 40, 40) and sv.supervoxels.dtype == np.uint8

@@ -7,7 +7,8 @@ Storage (beside the preprocessed cases, so it is aligned with them and goes away
     ``voxels`` (n,) int64; ``bbox`` (n, 6) int32 half-open boxes; ``centers`` (M, 3) int32 and
     ``center_offsets`` (n + 1,) int64 patch-centre candidates (see :mod:`nninteractive_train.data.centers`).
 ``<preprocessed config folder>/supervoxels/index.json``
-    ``{"format": 1, "backend": ..., "config": {...}, "counts": {case: n}, "failed": {case: message}}``.
+    ``{"format": 1, "backend": ..., "config": {...}, "sam": {...} | null, "counts": {case: n},
+    "failed": {case: message}}``.
 
 A case whose generation fails has no file and is listed under ``failed`` (and logged); it then simply has no
 SuperVoxels.
@@ -200,7 +201,7 @@ def generate_supervoxels(
     for c in failed:
         (out / f"{c}.npz").unlink(missing_ok=True)
     index = {"format": 1, "backend": config.backend, "config": asdict(config), "centers": asdict(centers),
-             "seed": seed, "counts": dict(sorted(counts.items())), "failed": dict(sorted(failed.items()))}
+             "sam": asdict(sam_cfg) if sam_cfg is not None else None, "seed": seed, "counts": dict(sorted(counts.items())), "failed": dict(sorted(failed.items()))}
     tmp = index_file.with_name(f".{INDEX_NAME}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.write_text(json.dumps(index, indent=1))
     os.replace(tmp, index_file)
