@@ -192,8 +192,6 @@ class SimulationPool:
             left = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
             if left <= 0:
                 return None
-            if self._filling:
-                left = min(left, 0.01)  # the batch's worker is not known until its copy is dispatched
             connection.wait(waitables, timeout=left)
 
     @locked
@@ -367,7 +365,6 @@ class SimulationPool:
         """Collect replies, replace dead or stuck workers; never blocks for long."""
         if self.num_workers == 0:
             return
-        self._dispatch_filled()
         for w in list(self._res.workers.values()):
             self._drain(w)
         self._reap()

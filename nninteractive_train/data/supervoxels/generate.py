@@ -201,7 +201,8 @@ def generate_supervoxels(
     for c in failed:
         (out / f"{c}.npz").unlink(missing_ok=True)
     index = {"format": 1, "backend": config.backend, "config": asdict(config), "centers": asdict(centers),
-             "sam": asdict(sam_cfg) if sam_cfg is not None else None, "seed": seed, "counts": dict(sorted(counts.items())), "failed": dict(sorted(failed.items()))}
+             "sam": asdict(sam_cfg) if sam_cfg is not None else None, "seed": seed,
+             "counts": dict(sorted(counts.items())), "failed": dict(sorted(failed.items()))}
     tmp = index_file.with_name(f".{INDEX_NAME}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.write_text(json.dumps(index, indent=1))
     os.replace(tmp, index_file)
