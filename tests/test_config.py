@@ -11,9 +11,10 @@ def test_defaults_are_the_paper():
     assert cfg.interaction.decay == 0.9
     assert (cfg.interaction.p_followup_start, cfg.interaction.p_followup_end) == (0.3, 0.75)
     assert cfg.data.supervoxel_prob == 0.2
+    assert (cfg.training.optimizer, cfg.training.initial_lr) == ("sgd", 1e-2)
 
 
-@pytest.mark.parametrize("name", ["nninteractive_v1.yaml", "debug_cpu.yaml"])
+@pytest.mark.parametrize("name", ["nninteractive_v1.yaml", "debug_cpu.yaml", "demo_cpu.yaml"])
 def test_shipped_configs_load(repo, name):
     load_config(repo / "configs" / name)
 
@@ -33,6 +34,7 @@ def test_overrides_are_typed(repo):
     ("interaction.decay=1.5", "decay"),
     ("nonsense", "section.key=value"),
     ("interaction.kinds=[click]", "kinds"),
+    ("training.optimizer=adam", "optimizer"),
 ])
 def test_bad_overrides_name_the_problem(override, message):
     with pytest.raises(ConfigError, match=message):

@@ -117,6 +117,9 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tu
     return cfg
 
 
+OPTIMIZERS = ("sgd", "adamw")
+
+
 def validate(cfg: RunConfig) -> None:
     """Cross-field checks that types alone cannot express."""
     if len(cfg.model.patch_size) != 3 or min(cfg.model.patch_size) < 8:
@@ -134,6 +137,8 @@ def validate(cfg: RunConfig) -> None:
     bad = set(cfg.interaction.kinds) - {"point", "bbox", "lasso", "scribble"}
     if bad or not cfg.interaction.kinds:
         raise ConfigError(f"interaction.kinds must be a non-empty subset of point/bbox/lasso/scribble, got {bad}")
+    if cfg.training.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"training.optimizer must be one of {list(OPTIMIZERS)}, got {cfg.training.optimizer!r}")
     if cfg.training.fold != "all" and not str(cfg.training.fold).isdigit():
         raise ConfigError(f"training.fold must be an integer or 'all', got {cfg.training.fold!r}")
 

@@ -42,10 +42,14 @@ class TrainingConfig:
     """Optimiser steps per epoch (paper: 250)."""
     val_iterations_per_epoch: int = 50
     """nnU-Net pseudo-Dice validation batches per epoch (initial prompt only; feeds nnU-Net's progress plot)."""
+    optimizer: str = "sgd"
+    """``sgd``: nnU-Net's SGD (momentum 0.99, Nesterov), the paper's; ``adamw``: AdamW (betas 0.9/0.999), which
+    learns several times faster in short CPU runs (README, "Why the demo learned slowly"). Both follow nnU-Net's
+    poly schedule per epoch."""
     initial_lr: float = 1e-2
-    """SGD learning rate at epoch 0 (nnU-Net default)."""
+    """Learning rate at epoch 0 (nnU-Net's SGD: 1e-2; AdamW: 1e-3 to 3e-3)."""
     weight_decay: float = 3e-5
-    """SGD weight decay (nnU-Net default)."""
+    """Weight decay (nnU-Net's SGD: 3e-5, L2; AdamW: decoupled, 1e-4 is usual)."""
     seed: int = 0
     """Base seed; every rank and data worker derives its own stream from (seed, rank, worker)."""
     save_every: int = 50
@@ -56,9 +60,19 @@ class TrainingConfig:
     """nnU-Net augmentation processes per rank; None = nnUNet_n_proc_DA or nnU-Net's default."""
     interactive_val_every: int = 10
     """Every N epochs (and at the last), rank 0 runs simulated users on held-out cases through the inference
-    session and logs ``val_dice_1..3`` to metrics.jsonl; 0 = off."""
+    session and logs ``val_dice_1..<steps + 1>`` (mean over kinds) and ``val_dice_1_<kind>`` to metrics.jsonl,
+    beside ``train_minutes``: the learning curve; 0 = off."""
     interactive_val_cases: int = 2
-    """Held-out cases used by that validation (2 objects each)."""
+    """Cases used by that validation (the largest ``interactive_val_objects`` objects of each)."""
+    interactive_val_objects: int = 2
+    """Objects per case in that validation."""
+    interactive_val_steps: int = 2
+    """Follow-up prompts after the first in that validation (0: Dice after the first prompt only)."""
+    interactive_val_raw: str | None = None
+    """Raw dataset (id, ``DatasetXXX_Name`` under nnUNet_raw, or a folder) whose cases the validation uses instead
+    of the trainer's validation split: objects held out of training for an honest learning curve."""
+    interactive_val_case_names: list[str] | None = None
+    """Which cases of ``interactive_val_raw`` (None: its first ``interactive_val_cases``)."""
     fold: str = "all"
     """nnU-Net fold for the train/validation split: an integer, or "all" to train on every case."""
 

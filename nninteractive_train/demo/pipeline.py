@@ -118,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     run_dir, model_dir = out / "runs" / "demo", out / "models" / "demo"
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    train.main(["-d", str(COLLECTION_ID), "--config", config, "--output", str(run_dir), *overrides])
+    # the learning curve is measured on the held-out generated cases (never trained on)
+    held = f"training.interactive_val_case_names=[{','.join(held_generated)}]"
+    train.main(["-d", str(COLLECTION_ID), "--config", config, "--output", str(run_dir),
+                f"training.interactive_val_raw={GENERATED_ID}", held, *overrides])
     timings["train"] = time.perf_counter() - t
 
     t = step("7/9 export")
@@ -144,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("metrics.jsonl", "progress.png", "config.yaml"):
         if (run_dir / name).exists():
             shutil.copy(run_dir / name, report / name)
+    if (run_dir / "metrics.jsonl").exists():
+        from nninteractive_train.evaluation.report import plot_learning_curve
+
+        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+        plot_learning_curve(records, report / "learning_curve.png",
+                            title="held-out generated objects, through the inference session")
     timings["report"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all
     write_report(report, evals, timings, real)
@@ -176,6 +185,9 @@ def write_report(report: Path, evals: dict, timings: dict, real: dict) -> None:
         if failed:
             lines += ["", f"failed cases: {failed}"]
         lines += ["", f"![Dice per interaction](eval_{name}/dice_per-kind.png)", ""]
+    if (report / "learning_curve.png").exists():
+        lines += ["## Learning curve", "", "Held-out Dice after the first prompt per kind, during training:", "",
+                  "![learning curve](learning_curve.png)", ""]
     lines += ["## Time (s)", "", "| step | s |", "|---|---:|"] + [f"| {k} | {v:.0f} |" for k, v in timings.items()]
     lines += ["", "Training curve: `progress.png`, per-epoch metrics: `metrics.jsonl`, prompts: `prompt_gallery.png`,",
               "sampling: `sampling_report.md`."]

@@ -23,11 +23,12 @@ from nninteractive_train.evaluation.protocols import (
 from nninteractive_train.evaluation.report import COLUMNS, plot, summarize, write_csv
 from nninteractive_train.evaluation.runner import CaseError, EvalOptions, evaluate_dataset, load_case
 from nninteractive_train.evaluation.session import ModelLoadError, apply_prompt, load_session, session_from_network
-from nninteractive_train.evaluation.validation import interactive_validation, load_validation_cases
+from nninteractive_train.evaluation.validation import (interactive_validation, load_raw_validation_cases,
+                                                       load_validation_cases)
 
 __all__ = [
     "COLUMNS", "CaseError", "EvalOptions", "ModelLoadError", "PER_KIND", "PROTOCOLS", "SEGFM3D_KIND",
     "TargetObject", "apply_prompt", "auc", "dice", "evaluate_case", "evaluate_dataset", "find_objects",
-    "interactive_validation", "largest_slice_box", "load_case", "load_validation_cases", "load_session", "nsd", "plot", "run_object",
+    "interactive_validation", "largest_slice_box", "load_case", "load_raw_validation_cases", "load_validation_cases", "load_session", "nsd", "plot", "run_object",
     "segfm3d_click", "session_from_network", "summarize", "surface", "write_csv",
 ]

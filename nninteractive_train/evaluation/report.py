@@ -16,7 +16,7 @@ import numpy as np
 from nninteractive_train.files import atomic_write_json, atomic_write_text
 from nninteractive_train.evaluation.metrics import auc
 
-__all__ = ["COLUMNS", "write_csv", "summarize", "plot", "write_summary"]
+__all__ = ["COLUMNS", "write_csv", "summarize", "plot", "plot_learning_curve", "write_summary"]
 
 COLUMNS = ("case", "object", "label", "voxels", "protocol", "kind", "step", "prompts", "prompt", "positive",
            "dice", "nsd", "seconds")
@@ -115,3 +115,35 @@ def plot(results: dict, out_dir: str | os.PathLike, *, title: str = "") -> list[
         os.replace(tmp, path)
         written.append(path)
     return written
+
+
+def plot_learning_curve(records: Sequence[dict], path: str | os.PathLike, *, title: str = "") -> Path | None:
+    """Held-out Dice after the first prompt, per kind, against training minutes, from ``metrics.jsonl`` records
+    (``train_minutes`` and ``val_dice_1_<kind>`` of the epochs with interactive validation). Written atomically;
+    None when no record has a validation."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in records if "val_dice_1" in r and "train_minutes" in r]
+    if not rows:
+        return None
+    kinds = sorted({k[len("val_dice_1_"):] for r in rows for k in r if k.startswith("val_dice_1_")})
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    x = [r["train_minutes"] for r in rows]
+    for kind in kinds:
+        ax.plot(x, [r.get(f"val_dice_1_{kind}", np.nan) for r in rows], marker="o", label=kind)
+    ax.plot(x, [r["val_dice_1"] for r in rows], color="black", linestyle="--", label="mean")
+    ax.set_xlabel("training time (minutes, without validation)")
+    ax.set_ylabel("held-out Dice after 1 prompt")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title or "learning curve")
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

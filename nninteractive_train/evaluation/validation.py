@@ -13,7 +13,7 @@ import torch
 from nninteractive_train.evaluation.protocols import evaluate_case
 from nninteractive_train.evaluation.session import session_from_network
 
-__all__ = ["interactive_validation", "load_validation_cases"]
+__all__ = ["interactive_validation", "load_raw_validation_cases", "load_validation_cases"]
 
 
 @contextlib.contextmanager
@@ -80,6 +80,7 @@ def interactive_validation(
 
     Returns:
         ``val_dice_1`` … ``val_dice_<steps + 1>`` (mean over objects and kinds; NaN when nothing was evaluated),
+        ``val_dice_1_<kind>`` (Dice after the first prompt, per kind),
         ``val_nsd_<k>`` likewise when `nsd_tolerance` is given, ``val_objects`` (objects evaluated),
         ``val_failures`` (cases or runs that raised) and ``val_seconds`` (wall time of the call).
     """
@@ -114,10 +115,28 @@ def interactive_validation(
         if nsd_tolerance is not None:
             nsds = [r["nsd"] for r in rows if r["prompts"] == k]
             out[f"val_nsd_{k}"] = float(np.mean(nsds)) if nsds else float("nan")
+    for kind in kinds:
+        dices = [r["dice"] for r in rows if r["prompts"] == 1 and r["kind"] == kind]
+        out[f"val_dice_1_{kind}"] = float(np.mean(dices)) if dices else float("nan")
     out["val_objects"] = len({(r["case"], r["object"]) for r in rows})
     out["val_failures"] = failures
     out["val_seconds"] = time.perf_counter() - t0
     return out
+
+
+def load_raw_validation_cases(dataset, names: Sequence[str] | None = None, *,
+                              max_cases: int = 2) -> list[tuple[np.ndarray, np.ndarray, tuple]]:
+    """Held-out cases for `interactive_validation` from an nnU-Net raw dataset (id, name or folder): its
+    ``imagesTr`` cases ``names`` (None: the first `max_cases`), read as ``nnInteractive_evaluate`` reads them."""
+    import json
+
+    from nninteractive_train.data.paths import find_dataset
+    from nninteractive_train.evaluation.runner import list_cases, load_case
+
+    folder = find_dataset(dataset)
+    ending = json.loads((folder / "dataset.json").read_text()).get("file_ending", ".nii.gz")
+    names = list(names) if names else list_cases(folder, "imagesTr", ending)[:max_cases]
+    return [load_case(folder, n, file_ending=ending) for n in names]
 
 
 def load_validation_cases(dataset, identifiers: Sequence[str] | None = None, *, max_cases: int = 2,

@@ -3,6 +3,9 @@
 Changes to nnU-Net's defaults: scaling probability 0.3 (was 0.2) over [0.5, 2] (was [0.7, 1.4]) with an
 independent factor per axis with probability 0.6; random transposition of axes of equal patch extent with
 p 0.5; intensity inversion with p 0.1. Segmentation here is the binary target of the sampled object.
+
+The spatial transform (rotation, scaling) is not part of the composed pipeline: the loader draws it per sample
+and crops only the source region it reads (``spatial.py``); the pipeline below runs on the finished patch.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from nninteractive_train.config import DataConfig
+from nninteractive_train.training.spatial import SpatialAug
 
 
 def transposable_axes(patch_size: Sequence[int]) -> tuple[int, ...]:
@@ -22,8 +26,15 @@ def transposable_axes(patch_size: Sequence[int]) -> tuple[int, ...]:
     return axes if len(axes) >= 2 else ()
 
 
-def training_transforms(patch_size: Sequence[int], data: DataConfig, rotation: float = np.pi / 6):
-    """The composed batchgeneratorsv2 pipeline for one sample ``{"image": (1, X, Y, Z), "segmentation": (1, X, Y, Z)}``.
+def spatial_augmentation(data: DataConfig, rotation: float = np.pi / 6) -> SpatialAug:
+    """Rotation (nnU-Net's p 0.2, ±``rotation`` rad) and the config's scaling, drawn per sample by the loader."""
+    return SpatialAug(p_rotation=0.2, rotation=rotation, p_scaling=data.p_scaling, scaling=tuple(data.scaling),
+                      p_synchronize_scaling=1 - data.p_independent_scale_per_axis)
+
+
+def training_transforms(patch_size: Sequence[int], data: DataConfig):
+    """The composed batchgeneratorsv2 pipeline after the spatial transform, for one patch-sized sample
+    ``{"image": (1, X, Y, Z), "segmentation": (1, X, Y, Z)}``.
 
     Mirroring is left out: the prompt channels are added after augmentation, so mirroring adds nothing that
     the random object and patch placement do not already give, and inference never mirrors.
@@ -35,19 +46,12 @@ def training_transforms(patch_size: Sequence[int], data: DataConfig, rotation: f
     from batchgeneratorsv2.transforms.intensity.inversion import InvertImageTransform
     from batchgeneratorsv2.transforms.noise.gaussian_blur import GaussianBlurTransform
     from batchgeneratorsv2.transforms.spatial.low_resolution import SimulateLowResolutionTransform
-    from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
     from batchgeneratorsv2.transforms.spatial.transpose import TransposeAxesTransform
     from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
     from batchgeneratorsv2.transforms.utils.random import RandomTransform
     from batchgeneratorsv2.transforms.utils.remove_label import RemoveLabelTansform
 
     t = [
-        SpatialTransform(
-            list(patch_size), patch_center_dist_from_border=0, random_crop=False, p_elastic_deform=0,
-            p_rotation=0.2, rotation=(-rotation, rotation), p_scaling=data.p_scaling, scaling=tuple(data.scaling),
-            p_synchronize_scaling_across_axes=1 - data.p_independent_scale_per_axis,
-            bg_style_seg_sampling=False, border_mode_seg="constant", padding_value_seg=0,
-        ),
         RandomTransform(GaussianNoiseTransform(noise_variance=(0, 0.1), p_per_channel=1,
                                                synchronize_channels=True), apply_probability=0.1),
         RandomTransform(GaussianBlurTransform(blur_sigma=(0.5, 1.0), synchronize_channels=False,

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from nninteractive_train.training.augmentation import training_transforms, transposable_axes, validation_transforms
+from nninteractive_train.training.augmentation import (spatial_augmentation, training_transforms,
+                                                        validation_transforms)
 from nninteractive_train.training.loader import InteractiveDataLoader
-from nninteractive_train.training.schedule import initial_patch_size, int_seed
+from nninteractive_train.training.schedule import int_seed
 
 ROTATION = np.pi / 6  # ±30°, nnU-Net's default for isotropic-ish 3D data
 
@@ -33,18 +34,17 @@ def build_dataloaders(trainer):
     cfg, env = trainer.run_config, trainer.dist_env
     patch = [int(p) for p in trainer.configuration_manager.patch_size]
     spacing = trainer.configuration_manager.spacing
-    first = initial_patch_size(patch, cfg.data.scaling, ROTATION, transposable=bool(transposable_axes(patch)))
     dataset_tr, dataset_val = trainer.get_tr_and_val_datasets()
-    sampler_factory = None
     from nninteractive_train.training.collection import sampler_factory_for
 
     sampler_factory = sampler_factory_for(trainer, dataset_tr.identifiers)
     common = dict(sim_params=sim_params(cfg), spacing=spacing, seed=cfg.training.seed, rank=env.rank,
                   epoch=trainer.current_epoch)
-    dl_tr = InteractiveDataLoader(dataset_tr, trainer.batch_size, first, patch, trainer.label_manager,
-                                  transforms=training_transforms(patch, cfg.data, ROTATION),
+    dl_tr = InteractiveDataLoader(dataset_tr, trainer.batch_size, patch, trainer.label_manager,
+                                  transforms=training_transforms(patch, cfg.data),
+                                  spatial=spatial_augmentation(cfg.data, ROTATION),
                                   sampler_factory=sampler_factory, **common)
-    dl_val = InteractiveDataLoader(dataset_val, trainer.batch_size, patch, patch, trainer.label_manager,
+    dl_val = InteractiveDataLoader(dataset_val, trainer.batch_size, patch, trainer.label_manager,
                                    transforms=validation_transforms(), **dict(common, seed=common["seed"] + 1))
     n = num_workers(cfg)
     if n == 0:

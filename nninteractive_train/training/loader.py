@@ -2,8 +2,9 @@
 first simulated prompt — all inside nnU-Net's data-loading workers.
 
 Each sample: draw a case and an object (from the collection sampler when the dataset has a manifest, else a
-connected component of a random foreground label), centre the enlarged initial crop on a voxel of the object,
-augment image + binary target, then draw a user agent and simulate its first prompt from the target.
+connected component of a random foreground label) and a voxel of it as the patch centre, draw the spatial
+transform and crop only the source region it reads, resample it into the patch, run the other augmentations on
+image + binary target, then draw a user agent and simulate its first prompt from the target.
 Output batch: ``data`` float32 (B, 1 + 7, X, Y, Z), ``target`` uint8 (B, 1, X, Y, Z), ``agents``, ``meta``.
 """
 
@@ -16,15 +17,7 @@ import torch
 
 from nninteractive_train.simulation.encoding import NUM_INTERACTION_CHANNELS
 from nninteractive_train.training.schedule import stream_seed
-
-
-def crop(array: np.ndarray, center: Sequence[int], size: Sequence[int], pad_value) -> np.ndarray:
-    """Crop ``array`` (C, X, Y, Z) to ``size`` voxels centred on ``center``, padding outside with ``pad_value``."""
-    from acvl_utils.cropping_and_padding.bounding_boxes import crop_and_pad_nd
-
-    lbs = [int(c) - s // 2 for c, s in zip(center, size)]
-    bbox = [[lo, lo + s] for lo, s in zip(lbs, size)]
-    return crop_and_pad_nd(array, bbox, pad_value)
+from nninteractive_train.training.spatial import SpatialAug, crop_box, draw_affine, patch_centre, source_box, warp
 
 
 def component_at(mask: np.ndarray, point: Sequence[int]) -> np.ndarray:
@@ -53,13 +46,16 @@ class InteractiveDataLoader(_nnunet_loader_base()):
         seed, rank: stream identity; each worker process adds its thread id.
         sampler_factory: optional callable ``(seed_sequence) -> sampler`` for a collection; None = per-label
             connected components.
+        spatial: rotation / scaling drawn per sample (``spatial.SpatialAug``); None = plain crops. ``transforms``
+            then runs on the patch-sized result.
     """
 
-    def __init__(self, data, batch_size, patch_size, final_patch_size, label_manager, *, transforms,
-                 sim_params: dict, spacing: Sequence[float], seed: int, rank: int, epoch: int = 0,
-                 sampler_factory=None):
-        super().__init__(data, batch_size, patch_size, final_patch_size, label_manager,
+    def __init__(self, data, batch_size, patch_size, label_manager, *, transforms, sim_params: dict,
+                 spacing: Sequence[float], seed: int, rank: int, epoch: int = 0, sampler_factory=None,
+                 spatial: SpatialAug | None = None):
+        super().__init__(data, batch_size, patch_size, patch_size, label_manager,
                          oversample_foreground_percent=1.0, transforms=transforms)
+        self.spatial = spatial
         self.sim_params = dict(sim_params)
         self.spacing = tuple(float(s) for s in spacing)
         self.seed, self.rank, self.epoch = seed, rank, epoch
@@ -90,13 +86,17 @@ class InteractiveDataLoader(_nnunet_loader_base()):
         else:
             center, ids = pick.center, pick.ids
             labels = seg if pick.labels is None else pick.labels
-        labels = np.asarray(labels)
-        image = torch.from_numpy(crop(np.asarray(data), center, self.patch_size, 0)).float()
-        label_crop = crop(labels if labels.ndim == 4 else labels[None], center, self.patch_size, 0)[0]
+        # draw the spatial transform first, then read only the source region it maps from (spatial.py)
+        affine = draw_affine(self.spatial, rng=rng) if self.spatial is not None else None
+        centre = patch_centre(center, self.final_patch_size)
+        lo, hi = source_box(centre, affine, self.final_patch_size)
+        image = torch.from_numpy(crop_box(data, lo, hi, 0)).float()
+        label_crop = crop_box(labels if labels.ndim == 4 else labels[None], lo, hi, 0)[0]
         obj = np.isin(label_crop, ids)
-        if pick is None:
-            obj = component_at(obj, [s // 2 for s in self.patch_size])  # one instance of a semantic label
+        if pick is None:  # one instance of a semantic label: the component through the drawn voxel
+            obj = component_at(obj, np.asarray(center, int) - lo)
         target = torch.from_numpy(obj[None].astype(np.int16))
+        image, target = warp(image, target, centre - lo, affine, self.final_patch_size)
         if self.transforms is not None:
             out = self.transforms(image=image, segmentation=target)
             image, target = out["image"], out["segmentation"]
@@ -108,8 +108,9 @@ class InteractiveDataLoader(_nnunet_loader_base()):
         from nninteractive_train.simulation import draw_agent, initial
 
         rng = self.rng
-        data = torch.zeros((self.batch_size, 1 + NUM_INTERACTION_CHANNELS, *self.final_patch_size), dtype=torch.float32)
-        target = torch.zeros((self.batch_size, 1, *self.final_patch_size), dtype=torch.uint8)
+        # every voxel is written below: the image, then zeroed prompt channels that the first prompt draws into
+        data = torch.empty((self.batch_size, 1 + NUM_INTERACTION_CHANNELS, *self.final_patch_size), dtype=torch.float32)
+        target = torch.empty((self.batch_size, 1, *self.final_patch_size), dtype=torch.uint8)
         agents, meta, keys = [], [], []
         agent_kw = {k: self.sim_params[k] for k in ("kinds", "weights", "agent_weights") if k in self.sim_params}
         with torch.no_grad(), threadpool_limits(limits=1, user_api=None):
@@ -118,9 +119,8 @@ class InteractiveDataLoader(_nnunet_loader_base()):
                 data[b, :1] = image
                 target[b] = tgt
                 agent = draw_agent(rng=rng, **agent_kw)
-                interactions = np.zeros((NUM_INTERACTION_CHANNELS, *self.final_patch_size), np.float32)
+                interactions = data[b, 1:].zero_().numpy()  # a view: the prompt is drawn in place
                 prompt = initial(interactions, tgt[0].numpy(), agent, rng=rng, spacing=self.spacing)
-                data[b, 1:] = torch.from_numpy(interactions)
                 agents.append(agent)
                 meta.append({"num_interactions": int(prompt is not None), "case": key, "spacing": self.spacing})
                 keys.append(key)

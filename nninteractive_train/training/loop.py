@@ -69,6 +69,7 @@ def run_loop(trainer) -> None:
     stop.install()
     try:
         for epoch in range(trainer.current_epoch, trainer.num_epochs):
+            t_epoch = time.perf_counter()
             trainer.on_epoch_start()
             trainer.on_train_epoch_start()
             trainer.interaction.reset_epoch()
@@ -105,6 +106,9 @@ def run_loop(trainer) -> None:
             extra = getattr(trainer, "epoch_metrics_hook", None)
             if extra is not None:
                 record.update(extra(epoch))
+            # training time so far, without the interactive validation: the x axis of the learning curve
+            trainer.train_seconds += time.perf_counter() - t_epoch - record.get("val_seconds", 0.0)
+            record["train_minutes"] = trainer.train_seconds / 60
             trainer.on_epoch_end()
             if env.rank == 0:
                 append_jsonl(metrics_path, record)

@@ -1,7 +1,7 @@
 """nnInteractiveTrainer: a thin nnUNetTrainer subclass for promptable segmentation.
 
-What it changes relative to nnU-Net (everything else — loss, optimiser, poly LR, logging, progress plot — is
-nnU-Net's): 1 image + 7 prompt channels in, 2 classes out; batches of sampled objects with simulated prompts
+What it changes relative to nnU-Net (everything else — loss, poly LR, logging, progress plot — is nnU-Net's;
+the optimiser is nnU-Net's SGD unless ``training.optimizer`` says AdamW): 1 image + 7 prompt channels in, 2 classes out; batches of sampled objects with simulated prompts
 (``loader.py``); follow-up rounds through the user-simulation pool (``interaction.py``); device
 ``cuda:LOCAL_RANK`` and DDP that also runs on CPU/gloo; atomic checkpoints that carry the resolved run
 config and the interaction/sampler state; the run folder given by the user instead of nnU-Net's results tree.
@@ -55,6 +55,7 @@ class nnInteractiveTrainer(nnUNetTrainer):
         self.weight_decay = cfg.training.weight_decay
         self.save_every = cfg.training.save_every
         self.interaction = None  # InteractionRound, created in on_train_start
+        self.train_seconds = 0.0  # wall time of training epochs so far, without interactive validation
 
     # ---- network ---------------------------------------------------------------------------------------
     def _set_batch_size_and_oversample(self):
@@ -89,6 +90,15 @@ class nnInteractiveTrainer(nnUNetTrainer):
 
         self.dataset_class = infer_dataset_class(self.preprocessed_dataset_folder)
         self.was_initialized = True
+
+    def configure_optimizers(self):
+        from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
+
+        from nninteractive_train.training.optim import make_optimizer
+
+        optimizer = make_optimizer(self.network.parameters(), self.run_config.training.optimizer, self.initial_lr,
+                                   self.weight_decay)
+        return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
 
     @property
     def module(self) -> torch.nn.Module:
@@ -164,15 +174,20 @@ class nnInteractiveTrainer(nnUNetTrainer):
         last = epoch == self.num_epochs - 1
         if self.dist_env.rank != 0 or every <= 0 or ((epoch + 1) % every and not last):
             return {}
-        from nninteractive_train.evaluation import interactive_validation, load_validation_cases
+        from nninteractive_train.evaluation import (interactive_validation, load_raw_validation_cases,
+                                                    load_validation_cases)
 
+        t = cfg.training
         if getattr(self, "_val_cases", None) is None:
-            self._val_cases = load_validation_cases(self.get_tr_and_val_datasets()[1],
-                                                    max_cases=cfg.training.interactive_val_cases)
+            self._val_cases = (
+                load_raw_validation_cases(t.interactive_val_raw, t.interactive_val_case_names,
+                                          max_cases=t.interactive_val_cases) if t.interactive_val_raw else
+                load_validation_cases(self.get_tr_and_val_datasets()[1], max_cases=t.interactive_val_cases))
         rng = np.random.default_rng([cfg.training.seed, 11])  # the same prompts every time: comparable epochs
         return interactive_validation(
             self.module, self.plans_manager.plans, cfg.model.configuration, self.dataset_json, self._val_cases,
             rng=rng, device=self.device, decay=cfg.interaction.decay, export_patch=cfg.model.export_patch_size,
+            steps=t.interactive_val_steps, max_objects_per_case=t.interactive_val_objects,
             set_deep_supervision=self.set_deep_supervision_enabled)
 
     # ---- loop, checkpoints -----------------------------------------------------------------------------
@@ -196,6 +211,7 @@ class nnInteractiveTrainer(nnUNetTrainer):
             "logging": self.logger.get_checkpoint(),
             "_best_ema": self._best_ema,
             "current_epoch": next_epoch,
+            "train_seconds": self.train_seconds,
             "init_args": self.my_init_kwargs,
             "trainer_name": self.__class__.__name__,
             "inference_allowed_mirroring_axes": self.inference_allowed_mirroring_axes,
@@ -220,6 +236,7 @@ class nnInteractiveTrainer(nnUNetTrainer):
             self.initialize()
         self.module.load_state_dict(ckpt.clean_state_dict(checkpoint["network_weights"]))
         self.current_epoch = checkpoint["current_epoch"]
+        self.train_seconds = checkpoint.get("train_seconds", 0.0)
         self.logger.load_checkpoint(checkpoint["logging"])
         self._best_ema = checkpoint["_best_ema"]
         self.optimizer.load_state_dict(checkpoint["optimizer_state"])

@@ -88,6 +88,7 @@ def test_prompts_reach_the_object(cases):
                                            max_objects_per_case=2, nsd_tolerance=2.0)
         assert out[kind]["val_objects"] == 4 and out[kind]["val_failures"] == 0
         assert out[kind]["val_dice_1"] > 0.05, (kind, out[kind])
+        assert out[kind][f"val_dice_1_{kind}"] == out[kind]["val_dice_1"]  # one kind: its own mean
         assert not math.isnan(out[kind]["val_nsd_3"])
     # a 2D lasso fills a slice of the object; follow-ups add more of it
     assert out["lasso"]["val_dice_3"] > out["lasso"]["val_dice_1"]
@@ -116,3 +117,33 @@ def test_load_validation_cases_from_a_preprocessed_dataset():
     assert image.shape == (1, 4, 5, 6) and image.dtype == np.float32 and image[0, 0, 0, 0] == ord("b")
     assert label.shape == (4, 5, 6) and label.dtype == np.int32 and spacing == (3.0, 1.0, 0.5)
     assert load_validation_cases(FakeDataset(), ["c"], spacing=(1, 1, 1))[0][2] == (1.0, 1.0, 1.0)
+
+
+def test_per_kind_dice_averages_to_the_mean(cases):
+    out = interactive_validation(PromptEcho(), PLANS, CONFIG, DATASET_JSON, cases[:1], rng=np.random.default_rng(2),
+                                 kinds=("point", "lasso"), steps=0, max_objects_per_case=2)
+    assert out["val_dice_1"] == pytest.approx((out["val_dice_1_point"] + out["val_dice_1_lasso"]) / 2)
+
+
+def test_load_raw_validation_cases(tmp_path, monkeypatch):
+    from nninteractive_train.data.synthetic import write_dataset
+    from nninteractive_train.evaluation import load_raw_validation_cases
+
+    write_dataset(tmp_path, 995, 3, seed=0, name="Held")
+    monkeypatch.setenv("nnUNet_raw", str(tmp_path))
+    by_id = load_raw_validation_cases(995, max_cases=2)
+    assert len(by_id) == 2 and by_id[0][0].ndim == 4 and by_id[0][1].shape == by_id[0][0].shape[1:]
+    named = load_raw_validation_cases(tmp_path / "Dataset995_Held", ["held_0002"])
+    assert len(named) == 1 and named[0][1].shape == named[0][0].shape[1:] and len(named[0][2]) == 3
+
+
+def test_learning_curve_plot(tmp_path):
+    from nninteractive_train.evaluation.report import plot_learning_curve
+
+    records = [{"epoch": 0, "train_minutes": 0.5}]
+    assert plot_learning_curve(records, tmp_path / "none.png") is None
+    records += [{"epoch": e, "train_minutes": e, "val_dice_1": 0.1 * e, "val_dice_1_point": 0.1 * e,
+                 "val_dice_1_lasso": 0.15 * e} for e in (1, 2, 3)]
+    path = plot_learning_curve(records, tmp_path / "curve.png")
+    assert path.is_file() and path.stat().st_size > 1000
+    assert not list(tmp_path.glob(".*tmp*"))

@@ -1,0 +1,104 @@
+"""Learning ablations: train the demo config with one change, export, and score it the same way every time.
+
+    python scripts/ablate_learning.py --demo-out demo_output --tag adamw training.optimizer=adamw [...]
+    python scripts/ablate_learning.py --demo-out demo_output --table          # the table of all rows so far
+
+Needs a demo output folder whose data are prepared (``bash scripts/demo.sh`` or ``--quick`` once: it builds the
+collection 999 and the generated dataset 991). Each run trains ``configs/demo_cpu.yaml`` + the overrides on the
+collection, exports the model, and evaluates it through the public inference session on the held-out generated
+cases (per-kind protocol, one initial prompt of each kind then 4 follow-ups, 3 random objects per case, AutoZoom
+off) — the demo's own protocol, never the training cases. One JSON line per run goes to
+``DEMO_OUT/ablations/results.jsonl``: tag, overrides, training minutes, iterations, Dice after 1 and 5 prompts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+KINDS = ("point", "bbox", "lasso", "scribble")
+
+
+def _env(demo_out: Path) -> None:
+    for var, sub in (("nnUNet_raw", "nnUNet_raw"), ("nnUNet_preprocessed", "nnUNet_preprocessed"),
+                     ("nnUNet_results", "nnUNet_results")):
+        os.environ.setdefault(var, str(demo_out / sub))
+
+
+def held_out_generated(raw: Path) -> list[str]:
+    """The demo's held-out generated cases: the last GENERATED_HELD_OUT of dataset 991."""
+    from nninteractive_train.demo.pipeline import GENERATED_HELD_OUT, GENERATED_ID
+
+    folder = next(raw.glob(f"Dataset{GENERATED_ID}_*"))
+    cases = sorted(f.name[: -len("_0000.nii.gz")] for f in (folder / "imagesTr").glob("*_0000.nii.gz"))
+    return cases[-GENERATED_HELD_OUT:]
+
+
+def run(demo_out: Path, tag: str, overrides: list[str], config: str) -> dict:
+    from nninteractive_train.cli import evaluate, export, train
+    from nninteractive_train.demo.pipeline import COLLECTION_ID, GENERATED_ID
+    from nninteractive_train.training.launch import run_config_of
+
+    base = demo_out / "ablations" / tag
+    if base.exists():
+        shutil.rmtree(base)
+    run_dir, model_dir = base / "run", base / "model"
+    t0 = time.perf_counter()
+    train.main(["-d", str(COLLECTION_ID), "--config", config, "--output", str(run_dir),
+                "training.interactive_val_every=0", *overrides])
+    minutes = (time.perf_counter() - t0) / 60
+    export.main([str(run_dir), str(model_dir)])
+    cases = held_out_generated(Path(os.environ["nnUNet_raw"]))
+    evaluate.main([str(model_dir), "-d", str(GENERATED_ID), "--cases", *cases, "--protocol", "per-kind",
+                   "--kinds", *KINDS, "--steps", "4", "--max-objects-per-case", "3", "--object-order", "random",
+                   "--no-autozoom", "--no-progress", "--out", str(base / "eval")])
+    summary = json.loads((base / "eval" / "summary.json").read_text())
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    per_kind = summary["results"]["per-kind"]
+    row = {"tag": tag, "overrides": overrides, "train_min": round(minutes, 2),
+           "iterations": len(metrics) * run_config_of(run_dir).training.iterations_per_epoch,
+           "iteration_ms": round(float(sum(m["iteration_ms"] for m in metrics) / len(metrics)), 1),
+           "dice1": {k: round(per_kind[k]["dice"][0], 3) for k in KINDS},
+           "dice5": {k: round(per_kind[k]["dice"][4], 3) for k in KINDS}}
+    with open(demo_out / "ablations" / "results.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+    return row
+
+
+def table(demo_out: Path) -> str:
+    rows = [json.loads(line) for line in (demo_out / "ablations" / "results.jsonl").read_text().splitlines()
+            if line.strip()]
+    head = "| run | change | train min | iterations | ms / it | " + " | ".join(f"{k} @1 / @5" for k in KINDS) + " |"
+    lines = [head, "|" + "---|" * (4 + len(KINDS))]
+    for r in rows:
+        cells = " | ".join(f"{r['dice1'][k]:.2f} / {r['dice5'][k]:.2f}" for k in KINDS)
+        lines.append(f"| {r['tag']} | {' '.join(r['overrides']) or '—'} | {r['train_min']:.1f} | {r['iterations']} | "
+                     f"{r['iteration_ms']:.0f} | {cells} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--demo-out", required=True, help="a demo output folder with prepared data")
+    p.add_argument("--tag", help="name of this run (its folder under DEMO_OUT/ablations)")
+    p.add_argument("--config", default=str(REPO / "configs" / "demo_cpu.yaml"))
+    p.add_argument("--table", action="store_true", help="print the table of every run so far")
+    p.add_argument("overrides", nargs="*")
+    args = p.parse_args(argv)
+    demo_out = Path(args.demo_out).resolve()
+    _env(demo_out)
+    if not args.table:
+        if not args.tag:
+            p.error("--tag is needed for a run")
+        print(json.dumps(run(demo_out, args.tag, args.overrides, args.config)))
+    print(table(demo_out))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
