@@ -40,7 +40,7 @@ def held_out_generated(raw: Path) -> list[str]:
     return cases[-GENERATED_HELD_OUT:]
 
 
-def run(demo_out: Path, tag: str, overrides: list[str], config: str) -> dict:
+def run(demo_out: Path, tag: str, overrides: list[str], config: str, held_out: list[str] | None = None) -> dict:
     from nninteractive_train.cli import evaluate, export, train
     from nninteractive_train.demo.pipeline import COLLECTION_ID, GENERATED_ID
     from nninteractive_train.training.launch import run_config_of
@@ -54,7 +54,7 @@ def run(demo_out: Path, tag: str, overrides: list[str], config: str) -> dict:
                 "training.interactive_val_every=0", *overrides])
     minutes = (time.perf_counter() - t0) / 60
     export.main([str(run_dir), str(model_dir)])
-    cases = held_out_generated(Path(os.environ["nnUNet_raw"]))
+    cases = held_out or held_out_generated(Path(os.environ["nnUNet_raw"]))
     evaluate.main([str(model_dir), "-d", str(GENERATED_ID), "--cases", *cases, "--protocol", "per-kind",
                    "--kinds", *KINDS, "--steps", "4", "--max-objects-per-case", "3", "--object-order", "random",
                    "--no-autozoom", "--no-progress", "--out", str(base / "eval")])
@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tag", help="name of this run (its folder under DEMO_OUT/ablations)")
     p.add_argument("--config", default=str(REPO / "configs" / "demo_cpu.yaml"))
     p.add_argument("--table", action="store_true", help="print the table of every run so far")
+    p.add_argument("--held-out", nargs="+", help="generated cases to evaluate (default: the demo's held-out ones)")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
     demo_out = Path(args.demo_out).resolve()
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.table:
         if not args.tag:
             p.error("--tag is needed for a run")
-        print(json.dumps(run(demo_out, args.tag, args.overrides, args.config)))
+        print(json.dumps(run(demo_out, args.tag, args.overrides, args.config, args.held_out)))
     print(table(demo_out))
 
 

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PAPER_ITER_S = 200 / 250  # DESIGN.md §1: epoch ≈ 200 s of 250 iterations on 8× A100 40GB, 3 per GPU
+PAPER_ITER_S = 200 / 250  # docs/method.md: epoch ≈ 200 s of 250 iterations on 8× A100 40GB, 3 per GPU
 DATASET_ID = 995
 
 

@@ -102,7 +102,7 @@ def make_sample(rng: np.random.Generator):
 
 
 def _ms(f) -> tuple[float, object]:
-    # Process CPU time, as in DESIGN.md §5: on a shared machine wall time mostly measures the neighbours.
+    # Process CPU time, as in docs/nnunet.md: on a shared machine wall time mostly measures the neighbours.
     t = time.process_time()
     out = f()
     return 1000 * (time.process_time() - t), out

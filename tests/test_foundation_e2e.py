@@ -64,6 +64,9 @@ def test_export_loads_in_inference_session(trained_run, tmp_path):
     assert json.loads((model / "dataset.json").read_text())["channel_names"] == {"0": "MRI"}
     ck = torch.load(model / "fold_0" / "checkpoint_final.pth", weights_only=False)
     assert ck["trainer_name"] == "nnInteractiveTrainer_stub"
+    card = json.loads((model / "model_card.json").read_text())
+    assert card["license"] is None and card["pretrained_from"] is None and card["epochs_trained"] == 2
+    assert card["dataset"]["id"] == DS and card["training_minutes"] > 0
 
     import os
     raw = next(iter(__import__("pathlib").Path(os.environ["nnUNet_raw"]).glob(f"Dataset{DS}_*")))

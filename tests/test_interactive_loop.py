@@ -104,9 +104,18 @@ def test_two_rank_gloo_with_pool(tmp_path, repo):
 
 
 def test_interactive_validation_is_logged(tmp_path):
+    """Also: the learning curve's keys, held-out raw cases as the validation set, AdamW and channels-last."""
     prepared_dataset(DS)
-    _train(tmp_path / "r", "training.interactive_val_every=1", "training.interactive_val_cases=1")
+    _train(tmp_path / "r", "training.interactive_val_every=1", "training.interactive_val_cases=1",
+           f"training.interactive_val_raw={DS}", "training.interactive_val_case_names=[synthetic_0001]",
+           "training.optimizer=adamw", "training.initial_lr=0.002", "training.channels_last=true")
     lines = _metrics(tmp_path / "r")
     assert len(lines) == 2
     for l in lines:
         assert 0.0 <= l["val_dice_1"] <= 1.0 and 0.0 <= l["val_dice_3"] <= 1.0
+        assert all(0.0 <= l[f"val_dice_1_{k}"] <= 1.0 for k in ("point", "bbox", "lasso", "scribble"))
+        assert l["val_objects"] >= 1 and l["val_failures"] == 0
+    assert 0 < lines[0]["train_minutes"] < lines[1]["train_minutes"]
+    ckpt = torch.load(tmp_path / "r" / "checkpoint_final.pth", weights_only=False, map_location="cpu")
+    assert "exp_avg" in str(ckpt["optimizer_state"]["state"][0].keys())  # AdamW's state
+    assert ckpt["train_seconds"] > 0

@@ -63,11 +63,25 @@ def test_pretrained_start_and_mismatch(tmp_path):
     first = tmp_path / "first"
     run([PY, "-m", "nninteractive_train.cli.train", "-d", str(DS), "--config", str(DEBUG_CFG), "--output", str(first)])
     model = tmp_path / "model"
-    run([PY, "-m", "nninteractive_train.cli.export", str(first), str(model)])
+    licence = tmp_path / "LICENSE.txt"
+    licence.write_text("CC BY-NC-SA 4.0\nhttps://creativecommons.org/licenses/by-nc-sa/4.0/\n")
+    run([PY, "-m", "nninteractive_train.cli.export", str(first), str(model), "--license", str(licence)])
+    assert (model / "LICENSE").read_text() == licence.read_text()
     fine = tmp_path / "fine"
     res = run([PY, "-m", "nninteractive_train.cli.train", "-d", str(DS), "--config", str(DEBUG_CFG),
                "--output", str(fine), "--pretrained", str(model), "training.num_epochs=1"])
     assert "pretrained weights" in (fine.glob("training_log_*.txt").__next__()).read_text()
+    # provenance travels: the fine-tuned export carries the pretrained licence and says where it came from
+    fine_model = tmp_path / "fine_model"
+    run([PY, "-m", "nninteractive_train.cli.export", str(fine), str(fine_model)])
+    assert (fine_model / "LICENSE").read_text() == licence.read_text()
+    card = json.loads((fine_model / "model_card.json").read_text())
+    assert card["pretrained_from"] == str(model.resolve()) and "inherited" in card["license"]
+    assert card["epochs_trained"] == 1 and card["config"]["training"]["num_epochs"] == 1
+    assert "fine-tuned from" in (fine_model / "model_card.md").read_text()
+    from nninteractive_train.evaluation.session import load_session
+
+    assert load_session(fine_model, autozoom=False).license == "CC BY-NC-SA 4.0"  # what the viewers show
     bad = run([PY, "-m", "nninteractive_train.cli.train", "-d", str(DS), "--config", str(DEBUG_CFG),
                "--output", str(tmp_path / "bad"), "--pretrained", str(model), "model.base_features=8"], check=False)
     assert bad.returncode == 2

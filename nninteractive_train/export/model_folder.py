@@ -1,5 +1,5 @@
 """Export a run as a model folder that the public ``nninteractive`` inference package loads unchanged
-(DESIGN.md §3): plans.json, dataset.json (image channel only), inference_info.json and
+(docs/model_folder.md): plans.json, dataset.json (image channel only), inference_info.json and
 fold_0/checkpoint_final.pth with clean weights and the stub trainer name."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from nninteractive_train.config import from_dict
-from nninteractive_train.files import atomic_write_json, replace_dir
+from nninteractive_train.files import atomic_write_json, atomic_write_text, replace_dir
 from nninteractive_train.paths import SetupError
 
 STUB_TRAINER = "nnInteractiveTrainer_stub"
@@ -50,6 +50,8 @@ def write_model_folder(
     decay: float = 0.9,
     export_patch: Sequence[int] | None = None,
     extra: dict | None = None,
+    license_file: str | os.PathLike | None = None,
+    card: dict | None = None,
 ) -> Path:
     """Write the model folder atomically (built under a temp name, then renamed over ``out_dir``).
 
@@ -60,6 +62,8 @@ def write_model_folder(
         decay: the prompt decay used in training (written as ``interaction_decay``).
         export_patch: patch for inference; None = the training patch raised to ≥ 96 per axis.
         extra: additional keys for the checkpoint (e.g. the run config, for provenance).
+        license_file: copied as ``LICENSE`` (the session reports it; "!!MISSING!!" without one).
+        card: written as ``model_card.json`` and ``model_card.md`` (``export/card.py``).
     """
     from nninteractive_train.planning.plans import export_configuration
     from nninteractive_train.training.checkpoint import atomic_save, clean_state_dict
@@ -86,6 +90,13 @@ def write_model_folder(
             **(extra or {}),
         }
         atomic_save(checkpoint, tmp / "fold_0" / "checkpoint_final.pth")
+        if license_file is not None:
+            shutil.copyfile(license_file, tmp / "LICENSE")
+        if card is not None:
+            from nninteractive_train.export.card import card_markdown
+
+            atomic_write_json(tmp / "model_card.json", card)
+            atomic_write_text(tmp / "model_card.md", card_markdown(card))
         replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -93,14 +104,19 @@ def write_model_folder(
     return out_dir
 
 
-def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, checkpoint: str = "final") -> Path:
-    """Export the ``checkpoint`` (final | best | latest) of a training run folder."""
+def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, checkpoint: str = "final",
+               license_file: str | os.PathLike | None = None) -> Path:
+    """Export the ``checkpoint`` (final | best | latest) of a training run folder, with its licence (``license_file``,
+    else the one inherited from a ``--pretrained`` folder) and a model card."""
+    from nninteractive_train.export.card import license_source, model_card
     from nninteractive_train.training import checkpoint as ckpt
     from nninteractive_train.training.launch import CHECKPOINTS
 
     run_dir = Path(run_dir)
     if checkpoint not in CHECKPOINTS:
         raise SetupError(f"--checkpoint must be one of {sorted(CHECKPOINTS)}, got {checkpoint!r}")
+    if license_file is not None and not Path(license_file).is_file():
+        raise SetupError(f"licence file {license_file} not found")
     ckpt_file = run_dir / CHECKPOINTS[checkpoint]
     for needed in (ckpt_file, run_dir / "plans.json", run_dir / "dataset.json"):
         if not needed.is_file():
@@ -112,8 +128,10 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, checkpoin
     cfg = from_dict(state["run_config"])
     plans = json.loads((run_dir / "plans.json").read_text())
     dataset_json = json.loads((run_dir / "dataset.json").read_text())
+    license_path, license_from = license_source(run_dir, license_file)
     return write_model_folder(
         out_dir, state["network_weights"], plans, cfg.model.configuration, dataset_json,
         decay=cfg.interaction.decay, export_patch=cfg.model.export_patch_size,
         extra={"run_config": state["run_config"], "current_epoch": state.get("current_epoch")},
+        license_file=license_path, card=model_card(run_dir, state, dataset_json, checkpoint, license_from),
     )

@@ -2,7 +2,7 @@
 interactive configuration whose patch size, global batch and network width come from the run config.
 
 The inference session ignores the plans' normalisation and transpose: it z-scores every image over the bounding
-box of its non-zero voxels and never transposes (DESIGN.md §4). The planner below pins the same behaviour so that
+box of its non-zero voxels and never transposes (docs/nnunet.md). The planner below pins the same behaviour so that
 training and inference see identical inputs.
 """
 
@@ -84,7 +84,7 @@ def export_configuration(plans: dict, configuration: str, export_patch: Sequence
     """A copy of ``plans`` whose ``configuration`` is self-contained and has an inference-safe patch.
 
     The inference session's AutoZoom refinement uses a fixed 24-voxel margin, so every axis must be ≥ 96
-    (DESIGN.md §3); a fully convolutional net trained on a smaller patch runs on a larger one, provided each
+    (docs/model_folder.md); a fully convolutional net trained on a smaller patch runs on a larger one, provided each
     axis stays divisible by the total stride.
     """
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager

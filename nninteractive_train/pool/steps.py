@@ -26,7 +26,7 @@ def followup_step(data_sample: np.ndarray, target: np.ndarray, prediction: np.nd
     """One simulated user correction of one sample, in place.
 
     Calls ``nninteractive_train.simulation.followup`` on the interaction channels ``data_sample[-7:]``
-    (prev-seg, bbox+/-, point+/-, scribble+/-; DESIGN.md §3) with the sample's agent, and counts the prompt.
+    (prev-seg, bbox+/-, point+/-, scribble+/-; docs/model_folder.md) with the sample's agent, and counts the prompt.
 
     Args:
         data_sample: (C, X, Y, Z) float32, C = image channels + 7; modified in place.

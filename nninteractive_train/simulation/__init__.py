@@ -2,7 +2,7 @@
 
 >>> prompt = simulate_prompt("lasso", target, prediction, rng=np.random.default_rng(0), spacing=(1, 1, 2))
 
-See DESIGN.md §2 for the method's parameters and §3 for the channel layout the prompts are written into.
+See docs/method.md for the method's parameters and §3 for the channel layout the prompts are written into.
 """
 
 from nninteractive_train.simulation.agents import (

@@ -1,4 +1,4 @@
-"""The 7 interaction channels of the nnInteractive network input (DESIGN.md §3) and how prompts are written.
+"""The 7 interaction channels of the nnInteractive network input (docs/model_folder.md) and how prompts are written.
 
 Interaction channel c here is network input channel c + 1 (channel 0 of the network is the image):
 

@@ -1,4 +1,4 @@
-"""Training augmentation: nnU-Net's default pipeline with the nnInteractive changes (DESIGN.md §2).
+"""Training augmentation: nnU-Net's default pipeline with the nnInteractive changes (docs/method.md).
 
 Changes to nnU-Net's defaults: scaling probability 0.3 (was 0.2) over [0.5, 2] (was [0.7, 1.4]) with an
 independent factor per axis with probability 0.6; random transposition of axes of equal patch extent with

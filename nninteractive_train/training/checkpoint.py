@@ -13,7 +13,7 @@ _PREFIXES = ("module.", "_orig_mod.")
 
 def clean_state_dict(state: dict) -> dict:
     """Strip DDP (``module.``) and torch.compile (``_orig_mod.``) prefixes, which the inference package
-    cannot load (DESIGN.md §3)."""
+    cannot load (docs/model_folder.md)."""
     out = {}
     for k, v in state.items():
         changed = True

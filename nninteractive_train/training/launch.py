@@ -37,19 +37,32 @@ def load_plans(dataset_id: int, cfg: RunConfig) -> tuple[dict, dict, Path]:
     return plans, dataset_json, pre
 
 
-def prepare_run_dir(run_dir: Path, cfg: RunConfig, dataset_id: int, resume: bool, env: DistEnv) -> None:
-    """Create the run folder (rank 0) and write the resolved config; refuse to overwrite another run."""
+def prepare_run_dir(run_dir: Path, cfg: RunConfig, dataset_id: int, resume: bool, env: DistEnv,
+                    pretrained: str | None = None) -> None:
+    """Create the run folder (rank 0) and write the resolved config and ``run_info.json`` (dataset, start time,
+    commit, pretrained folder, kept on resume); refuse to overwrite another run. A pretrained folder's
+    ``LICENSE`` is copied into the run folder: derived weights carry its terms (``export/card.py``)."""
     if env.rank != 0:
         return
+    import json
+    import shutil
+
+    from nninteractive_train.export.card import PRETRAINED_LICENSE, now_iso, repository_commit
+
     config_file = run_dir / "config.yaml"
     if config_file.exists() and not resume:
         raise SetupError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --output")
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, config_file)
-    atomic_write_json(run_dir / "run_info.json", {
-        "dataset_id": dataset_id, "configuration": cfg.model.configuration,
-        "plans_identifier": cfg.plans_identifier, "trainer": "nnInteractiveTrainer",
-    })
+    info_file = run_dir / "run_info.json"
+    info = json.loads(info_file.read_text()) if resume and info_file.is_file() else {
+        "started": now_iso(), "commit": repository_commit(),
+        "pretrained": str(Path(pretrained).resolve()) if pretrained else None}
+    info.update(dataset_id=dataset_id, configuration=cfg.model.configuration,
+                plans_identifier=cfg.plans_identifier, trainer="nnInteractiveTrainer")
+    atomic_write_json(info_file, info)
+    if pretrained and (Path(pretrained) / "LICENSE").is_file():
+        shutil.copyfile(Path(pretrained) / "LICENSE", run_dir / PRETRAINED_LICENSE)
 
 
 def resume_checkpoint(run_dir: Path) -> Path | None:
@@ -116,7 +129,7 @@ def train(dataset_id: int, cfg: RunConfig, run_dir: str | os.PathLike, *, resume
     use_cuda = torch.cuda.is_available() if use_cuda is None else use_cuda
     device = init_distributed(env, use_cuda)
     try:
-        prepare_run_dir(run_dir, cfg, dataset_id, resume, env)
+        prepare_run_dir(run_dir, cfg, dataset_id, resume, env, pretrained)
         if env.is_distributed:
             torch.distributed.barrier()
         from nninteractive_train.training.trainer import build_trainer

@@ -31,7 +31,7 @@ def initial_patch_size(
 ) -> list[int]:
     """The crop taken before spatial augmentation, large enough that zooming out by ``1/min(scaling)`` and
     rotating by up to ``rotation`` radians still samples image content (nnU-Net's initial crop ignores the
-    scaling range, DESIGN.md §4).
+    scaling range, docs/nnunet.md).
 
     Args:
         patch_size: (3,) final patch in voxels.

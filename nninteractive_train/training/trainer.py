@@ -78,6 +78,8 @@ class nnInteractiveTrainer(nnUNetTrainer):
             self.plans_manager, self.configuration_manager, self.num_input_channels,
             self.label_manager.num_segmentation_heads, self.enable_deep_supervision,
         ).to(self.device)
+        if self.run_config.training.channels_last:
+            self.network = self.network.to(memory_format=torch.channels_last_3d)
         if self._do_i_compile():
             self.network = torch.compile(self.network)
         self.optimizer, self.lr_scheduler = self.configure_optimizers()
@@ -143,6 +145,8 @@ class nnInteractiveTrainer(nnUNetTrainer):
         from nnunetv2.utilities.helpers import dummy_context
 
         data = torch.as_tensor(batch["data"]).to(self.device, non_blocking=True)
+        if self.run_config.training.channels_last:
+            data = data.contiguous(memory_format=torch.channels_last_3d)
         target = self._ds_targets(torch.as_tensor(batch["target"]))
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
@@ -276,7 +280,7 @@ def build_trainer(cfg: RunConfig, plans: dict, dataset_json: dict, run_dir: str 
     trainer.dist_env = env
     trainer._device = device
     trainer._resume_states = None
-    plans = dict(plans, continue_training=True)  # nnU-Net pops it without a default (DESIGN.md §4)
+    plans = dict(plans, continue_training=True)  # nnU-Net pops it without a default (docs/nnunet.md)
     djson = dict(dataset_json, labels=dict(BINARY_LABELS))
     fold = cfg.training.fold if cfg.training.fold == "all" else int(cfg.training.fold)
     trainer.__init__(plans, cfg.model.configuration, fold, djson, device)

@@ -14,7 +14,7 @@ def test_ball_profile_equals_inference_package():
     reference = build_point((4, 4, 4), True, False)
     reference = reference.numpy() if hasattr(reference, "numpy") else np.asarray(reference)
     np.testing.assert_allclose(ball_profile(4), reference.astype(np.float32), atol=1e-6)
-    # The values DESIGN.md §3 lists along an axis from the centre.
+    # The values docs/model_folder.md lists along an axis from the centre.
     np.testing.assert_allclose(ball_profile(4)[4:, 4, 4], [1.0, 0.77, 0.54, 0.34, 0.24], atol=0.02)
 
 
