@@ -14,7 +14,7 @@ def test_defaults_are_the_paper():
     assert (cfg.training.optimizer, cfg.training.initial_lr) == ("sgd", 1e-2)
 
 
-@pytest.mark.parametrize("name", ["nninteractive_v1.yaml", "debug_cpu.yaml", "demo_cpu.yaml"])
+@pytest.mark.parametrize("name", ["nninteractive_v1.yaml", "debug_cpu.yaml", "demo_cpu.yaml", "finetune.yaml"])
 def test_shipped_configs_load(repo, name):
     load_config(repo / "configs" / name)
 

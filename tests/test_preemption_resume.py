@@ -58,7 +58,28 @@ def test_signal_checkpoint_and_resume(tmp_path, signum):
     assert "complete" in res.stdout
 
 
-def test_pretrained_start_and_mismatch(tmp_path):
+def _interrupt_after(cmd, run_dir, epochs: int):
+    """Run ``cmd`` until ``epochs`` metrics lines exist, then SIGTERM it (a preemption); returns its output."""
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while len(_metrics(run_dir)) < epochs and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[0][-3000:]
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+def _weights(path):
+    return torch.load(path, weights_only=False, map_location="cpu")["network_weights"]
+
+
+def test_finetune_from_a_model_folder(tmp_path):
+    """The model folder defines the network: a run whose config would plan another network (other widths and
+    depth) fine-tunes the folder's, is preempted and resumed (with its config given again), and exports a folder
+    that loads in the public session, with changed weights, the licence carried and the card saying where the
+    weights came from. A folder whose channel count does not fit the dataset is one clear error."""
     prepared_dataset(DS)
     first = tmp_path / "first"
     run([PY, "-m", "nninteractive_train.cli.train", "-d", str(DS), "--config", str(DEBUG_CFG), "--output", str(first)])
@@ -67,23 +88,62 @@ def test_pretrained_start_and_mismatch(tmp_path):
     licence.write_text("CC BY-NC-SA 4.0\nhttps://creativecommons.org/licenses/by-nc-sa/4.0/\n")
     run([PY, "-m", "nninteractive_train.cli.export", str(first), str(model), "--license", str(licence)])
     assert (model / "LICENSE").read_text() == licence.read_text()
+
     fine = tmp_path / "fine"
-    res = run([PY, "-m", "nninteractive_train.cli.train", "-d", str(DS), "--config", str(DEBUG_CFG),
-               "--output", str(fine), "--pretrained", str(model), "training.num_epochs=1"])
-    assert "pretrained weights" in (fine.glob("training_log_*.txt").__next__()).read_text()
-    # provenance travels: the fine-tuned export carries the pretrained licence and says where it came from
+    other = ["model.base_features=8", "model.max_features=64", "model.max_stages=5", "model.blocks_per_stage=[2]",
+             "model.patch_size=[16,32,32]"]  # a network and training patch of its own, were it not fine-tuning
+    cmd = [PY, "-m", "nninteractive_train.cli.train", "-d", str(DS), "--config", str(DEBUG_CFG), "--output",
+           str(fine), *LONG, *other]
+    _interrupt_after(cmd + ["--pretrained", str(model)], fine, 2)
+    assert "pretrained weights" in next(fine.glob("training_log_*.txt")).read_text()
+    run(cmd + ["--resume"])
+    assert [m["epoch"] for m in _metrics(fine)] == list(range(16))
+    saved = json.loads((fine / "plans.json").read_text())["configurations"]
+    folder = json.loads((model / "plans.json").read_text())["configurations"]
+    (conf_name, folder_conf), = folder.items()
+    assert saved[conf_name]["architecture"]["arch_kwargs"] == folder_conf["architecture"]["arch_kwargs"]
+    assert saved[conf_name]["patch_size"] == [16, 32, 32]
+
     fine_model = tmp_path / "fine_model"
     run([PY, "-m", "nninteractive_train.cli.export", str(fine), str(fine_model)])
+    assert json.loads((fine_model / "plans.json").read_text())["configurations"][conf_name]["patch_size"] == \
+        folder_conf["patch_size"]  # the folder's inference patch
+    before, after = _weights(model / "fold_0" / "checkpoint_final.pth"), _weights(
+        fine_model / "fold_0" / "checkpoint_final.pth")
+    assert before.keys() == after.keys() and any(not torch.equal(before[k], after[k]) for k in before)
     assert (fine_model / "LICENSE").read_text() == licence.read_text()
     card = json.loads((fine_model / "model_card.json").read_text())
     assert card["pretrained_from"] == str(model.resolve()) and "inherited" in card["license"]
-    assert card["epochs_trained"] == 1 and card["config"]["training"]["num_epochs"] == 1
+    assert card["epochs_trained"] == 16 and card["config"]["model"]["pretrained"] == str(model.resolve())
     assert "fine-tuned from" in (fine_model / "model_card.md").read_text()
     from nninteractive_train.evaluation.session import load_session
 
     assert load_session(fine_model, autozoom=False).license == "CC BY-NC-SA 4.0"  # what the viewers show
+
+    # the recipe: configs/finetune.yaml trains (warm-up, frozen encoder) at a CPU-sized patch
+    recipe = tmp_path / "recipe"
+    run([PY, "-m", "nninteractive_train.cli.train", "-d", str(DS), "--config", str(REPO / "configs" / "finetune.yaml"),
+         "--output", str(recipe), "--pretrained", str(model), "model.patch_size=[16,32,32]",
+         "training.num_epochs=3", "training.iterations_per_epoch=2", "training.val_iterations_per_epoch=1",
+         "training.warmup_epochs=1", "training.freeze_encoder_epochs=2", "training.interactive_val_every=0",
+         "training.num_data_workers=0", "interaction.num_sim_workers=0"])
+    lrs = [m["lr"] for m in _metrics(recipe)]
+    assert lrs[0] == pytest.approx(0.0005) and lrs[1] == pytest.approx(0.001) and 0 < lrs[2] < 0.001
+    enc = [k for k in before if k.startswith("encoder.")]
+    recipe_w = _weights(recipe / "checkpoint_final.pth")
+    assert enc and any(not torch.equal(before[k], recipe_w[k]) for k in enc)  # thawed in the last epoch
+
+    two = tmp_path / "two_channels"
+    import shutil
+
+    shutil.copytree(model, two)
+    djson = json.loads((two / "dataset.json").read_text())
+    djson["channel_names"] = {"0": "T1", "1": "T2"}
+    (two / "dataset.json").write_text(json.dumps(djson))
     bad = run([PY, "-m", "nninteractive_train.cli.train", "-d", str(DS), "--config", str(DEBUG_CFG),
-               "--output", str(tmp_path / "bad"), "--pretrained", str(model), "model.base_features=8"], check=False)
-    assert bad.returncode == 2
-    assert "does not match" in bad.stderr and "shape" in bad.stderr
-    del res
+               "--output", str(tmp_path / "bad"), "--pretrained", str(two)], check=False)
+    assert bad.returncode == 2 and "takes 2 image channel(s)" in bad.stderr, bad.stderr[-2000:]
+    odd = run([PY, "-m", "nninteractive_train.cli.train", "-d", str(DS), "--config", str(DEBUG_CFG),
+               "--output", str(tmp_path / "odd"), "--pretrained", str(model), "model.patch_size=[18,32,32]"],
+              check=False)
+    assert odd.returncode == 2 and "total stride" in odd.stderr, odd.stderr[-2000:]

@@ -137,6 +137,8 @@ def validate(cfg: RunConfig) -> None:
     bad = set(cfg.interaction.kinds) - {"point", "bbox", "lasso", "scribble"}
     if bad or not cfg.interaction.kinds:
         raise ConfigError(f"interaction.kinds must be a non-empty subset of point/bbox/lasso/scribble, got {bad}")
+    if cfg.training.warmup_epochs < 0 or cfg.training.freeze_encoder_epochs < 0:
+        raise ConfigError("training.warmup_epochs and training.freeze_encoder_epochs must be >= 0")
     if cfg.training.optimizer not in OPTIMIZERS:
         raise ConfigError(f"training.optimizer must be one of {list(OPTIMIZERS)}, got {cfg.training.optimizer!r}")
     if cfg.training.fold != "all" and not str(cfg.training.fold).isdigit():

@@ -8,6 +8,7 @@ only names what differs. Units: patch sizes in voxels, learning rate per step, t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -29,7 +30,14 @@ class ModelConfig:
     max_stages: int = 7
     """Upper bound on encoder stages; fewer are used when the patch cannot be pooled further."""
     export_patch_size: list[int] | None = None
-    """Patch written into the exported plans; None = training patch, raised to at least 96 per axis."""
+    """Patch written into the exported plans; None = training patch, raised to at least 96 per axis (for a run
+    started from a model folder: that folder's patch)."""
+    pretrained: str | None = None
+    """The nnInteractive model folder the run started from (set by ``--pretrained``; informational)."""
+    architecture: dict[str, Any] | None = None
+    """The network (nnU-Net plans ``architecture``: class name and ``arch_kwargs``) taken from the pretrained
+    folder's plans.json at the start of the run, so that resume and export rebuild the same network; it overrides
+    the width and depth fields above. None = derived from those fields and the data's spacing."""
 
 
 @dataclass
@@ -50,6 +58,11 @@ class TrainingConfig:
     """Learning rate at epoch 0 (nnU-Net's SGD: 1e-2; AdamW: 1e-3 to 3e-3)."""
     weight_decay: float = 3e-5
     """Weight decay (nnU-Net's SGD: 3e-5, L2; AdamW: decoupled, 1e-4 is usual)."""
+    warmup_epochs: int = 0
+    """Epochs of linear learning-rate warm-up before nnU-Net's poly decay (0 = none, as nnU-Net)."""
+    freeze_encoder_epochs: int = 0
+    """Epochs during which the encoder does not change (its learning rate is 0), so a pretrained encoder is not
+    disturbed while the decoder adapts; 0 = never."""
     seed: int = 0
     """Base seed; every rank and data worker derives its own stream from (seed, rank, worker)."""
     save_every: int = 50

@@ -57,6 +57,8 @@ def interactive_configuration(base: dict, model: ModelConfig) -> dict:
         base: the ``3d_fullres`` configuration dict from the plans (carries spacing, normalisation, data id).
         model: patch size, global batch, widths and depth from the run config.
     """
+    if model.architecture is not None:
+        return _given_architecture(base, model)
     strides, kernels = stage_layout(model.patch_size, base["spacing"], model.max_stages)
     n = len(strides)
     features = [min(model.base_features * 2**i, model.max_features) for i in range(n)]
@@ -78,6 +80,65 @@ def interactive_configuration(base: dict, model: ModelConfig) -> dict:
         "normalization_schemes": ["ZScoreNormalization"] * len(base["normalization_schemes"]),
         "use_mask_for_norm": [False] * len(base["use_mask_for_norm"]),
     }
+
+
+def total_stride(architecture: dict) -> list[int]:
+    """Product of the pooling strides per axis: every patch axis must be a multiple of it."""
+    return [int(v) for v in np.prod(np.array(architecture["arch_kwargs"]["strides"]), axis=0)]
+
+
+def _given_architecture(base: dict, model: ModelConfig) -> dict:
+    """The interactive configuration around an architecture taken from a model folder (``model.architecture``):
+    the network as it is, with the run's training patch and batch."""
+    arch = copy.deepcopy(model.architecture)
+    stride = total_stride(arch)
+    bad = [p for p, s in zip(model.patch_size, stride) if p % s]
+    if bad:
+        nearest = [max(s, int(round(p / s)) * s) for p, s in zip(model.patch_size, stride)]
+        raise ValueError(f"model.patch_size {list(model.patch_size)} is not a multiple of the pretrained network's "
+                         f"total stride {stride} on every axis; use e.g. {nearest}")
+    return {
+        "inherits_from": "3d_fullres",
+        "patch_size": [int(i) for i in model.patch_size],
+        "batch_size": int(model.global_batch_size),
+        "architecture": arch,
+        "normalization_schemes": ["ZScoreNormalization"] * len(base["normalization_schemes"]),
+        "use_mask_for_norm": [False] * len(base["use_mask_for_norm"]),
+    }
+
+
+def read_model_folder(model_dir) -> dict:
+    """What a model folder says about its network: ``architecture`` (plans ``architecture`` dict), ``patch_size``
+    (the inference patch), ``channels`` (image channels), ``configuration`` (its name).
+
+    Raises:
+        ValueError: plans.json / dataset.json missing or without exactly one usable configuration.
+    """
+    import json
+    from pathlib import Path
+
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    folder = Path(model_dir)
+    for name in ("plans.json", "dataset.json"):
+        if not (folder / name).is_file():
+            raise ValueError(f"{folder / name} not found: {folder} is not an nnInteractive model folder")
+    plans = json.loads((folder / "plans.json").read_text())
+    names = sorted(plans.get("configurations", {}))
+    checkpoint_conf = None
+    ckpts = sorted(folder.glob("fold_*/checkpoint_final.pth"))
+    if len(names) != 1 and ckpts:
+        import torch
+
+        checkpoint_conf = torch.load(ckpts[0], map_location="cpu", weights_only=False).get(
+            "init_args", {}).get("configuration")
+    name = names[0] if len(names) == 1 else checkpoint_conf
+    if name not in names:
+        raise ValueError(f"{folder / 'plans.json'}: cannot tell which of the configurations {names} the weights use")
+    conf = PlansManager(plans).get_configuration(name).configuration
+    channels = len(json.loads((folder / "dataset.json").read_text()).get("channel_names", {}))
+    return {"architecture": copy.deepcopy(conf["architecture"]), "patch_size": [int(p) for p in conf["patch_size"]],
+            "channels": channels, "configuration": name}
 
 
 def export_configuration(plans: dict, configuration: str, export_patch: Sequence[int] | None) -> dict:

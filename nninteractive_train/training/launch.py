@@ -32,9 +32,32 @@ def load_plans(dataset_id: int, cfg: RunConfig) -> tuple[dict, dict, Path]:
     if not data_dir.is_dir() or not any(data_dir.iterdir()):
         raise SetupError(f"preprocessed data {data_dir} is missing: run nnInteractive_plan_and_preprocess -d {dataset_id}")
     # derived from the config, not read from the plans, so model.* overrides need no re-planning
-    plans["configurations"][cfg.model.configuration] = interactive_configuration(base, cfg.model)
+    try:
+        plans["configurations"][cfg.model.configuration] = interactive_configuration(base, cfg.model)
+    except ValueError as e:
+        raise SetupError(str(e)) from None
     dataset_json = json.loads((pre / "dataset.json").read_text())
     return plans, dataset_json, pre
+
+
+def adopt_pretrained(cfg: RunConfig, model_dir: str | os.PathLike) -> tuple[RunConfig, int]:
+    """``cfg`` with the network of an nnInteractive model folder (the official release or any export): its
+    architecture, and its inference patch as the export patch unless one is set. The training patch, batch, data
+    and schedule stay the run's. Returns (new config, the folder's number of image channels)."""
+    import copy
+
+    from nninteractive_train.planning.plans import read_model_folder
+
+    try:
+        info = read_model_folder(model_dir)
+    except ValueError as e:
+        raise SetupError(str(e)) from None
+    new = copy.deepcopy(cfg)
+    new.model.architecture = info["architecture"]
+    new.model.pretrained = str(Path(model_dir).resolve())
+    if new.model.export_patch_size is None:
+        new.model.export_patch_size = info["patch_size"]
+    return new, info["channels"]
 
 
 def prepare_run_dir(run_dir: Path, cfg: RunConfig, dataset_id: int, resume: bool, env: DistEnv,
@@ -94,7 +117,7 @@ def load_pretrained(module, model_dir: str | os.PathLike) -> None:
         lines += [f"  missing in checkpoint: {k}" for k in missing[:10]] + (["  …"] if len(missing) > 10 else [])
         lines += [f"  not in model: {k}" for k in unexpected[:10]] + (["  …"] if len(unexpected) > 10 else [])
         lines += [f"  shape {s}" for s in shape[:10]] + (["  …"] if len(shape) > 10 else [])
-        lines.append("match model.* (patch size, features, blocks per stage) to the pretrained plans.json")
+        lines.append("the folder's plans.json does not describe its checkpoint's network")
         raise SetupError("\n".join(lines))
     module.load_state_dict(weights)
 
@@ -115,7 +138,19 @@ def train(dataset_id: int, cfg: RunConfig, run_dir: str | os.PathLike, *, resume
     run_dir = Path(run_dir).resolve()
     require_env("nnUNet_raw")
     require_env("nnUNet_results")
+    if resume and (run_dir / "config.yaml").is_file() and cfg.model.architecture is None:
+        # a run started from a model folder keeps that network whatever config the resume was given
+        saved = run_config_of(run_dir).model
+        cfg.model.architecture, cfg.model.pretrained = saved.architecture, saved.pretrained
+        cfg.model.export_patch_size = cfg.model.export_patch_size or saved.export_patch_size
+    folder_channels = None
+    if pretrained is not None and not resume:
+        cfg, folder_channels = adopt_pretrained(cfg, pretrained)
     plans, dataset_json, pre = load_plans(dataset_id, cfg)
+    if folder_channels is not None and folder_channels != len(dataset_json["channel_names"]):
+        raise SetupError(f"{pretrained} takes {folder_channels} image channel(s) (its dataset.json), but dataset "
+                         f"{dataset_id} has {len(dataset_json['channel_names'])} "
+                         f"({dataset_json['channel_names']}): the network's input layer cannot take them")
     if cfg.training.fold != "all" and env.is_distributed and not (pre / "splits_final.json").is_file():
         raise SetupError(f"{pre / 'splits_final.json'} is missing: every rank would write it; run one "
                          f"single-process epoch first or create it (nnU-Net's generate_crossval_split)")

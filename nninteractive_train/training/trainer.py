@@ -94,13 +94,14 @@ class nnInteractiveTrainer(nnUNetTrainer):
         self.was_initialized = True
 
     def configure_optimizers(self):
-        from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
+        from nninteractive_train.training.optim import EpochLR, encoder_groups, make_optimizer
 
-        from nninteractive_train.training.optim import make_optimizer
-
-        optimizer = make_optimizer(self.network.parameters(), self.run_config.training.optimizer, self.initial_lr,
-                                   self.weight_decay)
-        return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
+        t = self.run_config.training
+        # one group unless the encoder is frozen for a while (keeps checkpoints of plain runs single-group)
+        params = encoder_groups(self.network) if t.freeze_encoder_epochs > 0 else self.network.parameters()
+        optimizer = make_optimizer(params, t.optimizer, self.initial_lr, self.weight_decay)
+        return optimizer, EpochLR(optimizer, self.initial_lr, self.num_epochs, t.warmup_epochs,
+                                  t.freeze_encoder_epochs)
 
     @property
     def module(self) -> torch.nn.Module:
