@@ -2,6 +2,7 @@
 
     python scripts/ablate_learning.py --demo-out demo_output --tag adamw training.optimizer=adamw [...]
     python scripts/ablate_learning.py --demo-out demo_output --table          # the table of all rows so far
+    python scripts/ablate_learning.py --demo-out D --tag T --held-out generated_0013,generated_0014 [...]
 
 Needs a demo output folder whose data are prepared (``bash scripts/demo.sh`` or ``--quick`` once: it builds the
 collection 999 and the generated dataset 991). Each run trains ``configs/demo_cpu.yaml`` + the overrides on the
@@ -89,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tag", help="name of this run (its folder under DEMO_OUT/ablations)")
     p.add_argument("--config", default=str(REPO / "configs" / "demo_cpu.yaml"))
     p.add_argument("--table", action="store_true", help="print the table of every run so far")
-    p.add_argument("--held-out", nargs="+", help="generated cases to evaluate (default: the demo's held-out ones)")
+    p.add_argument("--held-out", type=lambda v: v.split(","), default=None,
+                   help="comma-separated generated cases to evaluate (default: the demo's held-out ones)")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
     demo_out = Path(args.demo_out).resolve()
