@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
         records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
         plot_learning_curve(records, report / "learning_curve.png",
-                            title="held-out generated objects, through the inference session")
+                            title="held-out generated objects, inference session")
     timings["report"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all
     write_report(report, evals, timings, real)

@@ -97,17 +97,18 @@ def plot(results: dict, out_dir: str | os.PathLike, *, title: str = "") -> list[
     out_dir = Path(out_dir)
     written = []
     for protocol, kinds in results.items():
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-        for ax, metric in zip(axes, ("dice", "nsd")):
-            for kind, entry in kinds.items():
-                y = [np.nan if v is None else v for v in entry[metric]]
-                ax.plot(np.arange(1, len(y) + 1), y, marker="o", label=f"{kind} (n={entry['runs']})")
-            ax.set_xlabel("interaction (prompts given)")
-            ax.set_ylabel("Dice" if metric == "dice" else "NSD")
-            ax.set_ylim(0, 1)
-            ax.grid(alpha=0.3)
-        axes[0].legend(loc="lower right", fontsize=8)
-        fig.suptitle(f"{title} protocol {protocol}".strip())
+        with plt.style.context("default"):  # as plot_learning_curve: independent of nnU-Net's global style
+            fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+            for ax, metric in zip(axes, ("dice", "nsd")):
+                for kind, entry in kinds.items():
+                    y = [np.nan if v is None else v for v in entry[metric]]
+                    ax.plot(np.arange(1, len(y) + 1), y, marker="o", label=f"{kind} (n={entry['runs']})")
+                ax.set_xlabel("interaction (prompts given)")
+                ax.set_ylabel("Dice" if metric == "dice" else "NSD")
+                ax.set_ylim(0, 1)
+                ax.grid(alpha=0.3)
+            axes[0].legend(loc="lower right", fontsize=8)
+            fig.suptitle(f"{title} protocol {protocol}".strip())
         path = out_dir / f"dice_{protocol}.png"
         tmp = path.with_name(f".{path.name}.tmp.png")
         fig.savefig(tmp, dpi=100)
@@ -130,6 +131,17 @@ def plot_learning_curve(records: Sequence[dict], path: str | os.PathLike, *, tit
     if not rows:
         return None
     kinds = sorted({k[len("val_dice_1_"):] for r in rows for k in r if k.startswith("val_dice_1_")})
+    with plt.style.context("default"):  # nnU-Net's progress plot leaves seaborn's large fonts set globally
+        fig = _learning_curve_figure(plt, rows, kinds, title)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def _learning_curve_figure(plt, rows: Sequence[dict], kinds: Sequence[str], title: str):
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
     x = [r["train_minutes"] for r in rows]
     for kind in kinds:
@@ -140,10 +152,5 @@ def plot_learning_curve(records: Sequence[dict], path: str | os.PathLike, *, tit
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    ax.set_title(title or "learning curve")
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    ax.set_title(title or "learning curve", fontsize=10)
+    return fig

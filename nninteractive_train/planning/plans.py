@@ -55,16 +55,27 @@ def interactive_configuration(base: dict, model: ModelConfig) -> dict:
 
     Args:
         base: the ``3d_fullres`` configuration dict from the plans (carries spacing, normalisation, data id).
-        model: patch size, global batch, widths and depth from the run config.
+        model: patch size and global batch from the run config; the network from ``model.architecture`` when a
+            model folder gave one, else derived from the widths and depth and the data's spacing.
     """
-    if model.architecture is not None:
-        return _given_architecture(base, model)
+    arch = _given_architecture(model) if model.architecture is not None else _derived_architecture(base, model)
+    return {
+        "inherits_from": "3d_fullres",
+        "patch_size": [int(i) for i in model.patch_size],
+        "batch_size": int(model.global_batch_size),
+        "architecture": arch,
+        "normalization_schemes": ["ZScoreNormalization"] * len(base["normalization_schemes"]),
+        "use_mask_for_norm": [False] * len(base["use_mask_for_norm"]),
+    }
+
+
+def _derived_architecture(base: dict, model: ModelConfig) -> dict:
+    """The planner's ResEnc architecture with the stages, widths and blocks of ``model`` for its patch."""
     strides, kernels = stage_layout(model.patch_size, base["spacing"], model.max_stages)
     n = len(strides)
     features = [min(model.base_features * 2**i, model.max_features) for i in range(n)]
     arch = copy.deepcopy(base["architecture"])
-    kw = arch["arch_kwargs"]
-    kw.update(
+    arch["arch_kwargs"].update(
         n_stages=n,
         features_per_stage=features,
         kernel_sizes=kernels,
@@ -72,14 +83,7 @@ def interactive_configuration(base: dict, model: ModelConfig) -> dict:
         n_blocks_per_stage=per_stage(model.blocks_per_stage, n),
         n_conv_per_stage_decoder=[1] * (n - 1),
     )
-    return {
-        "inherits_from": "3d_fullres",
-        "patch_size": [int(i) for i in model.patch_size],
-        "batch_size": int(model.global_batch_size),
-        "architecture": arch,
-        "normalization_schemes": ["ZScoreNormalization"] * len(base["normalization_schemes"]),
-        "use_mask_for_norm": [False] * len(base["use_mask_for_norm"]),
-    }
+    return arch
 
 
 def total_stride(architecture: dict) -> list[int]:
@@ -87,24 +91,16 @@ def total_stride(architecture: dict) -> list[int]:
     return [int(v) for v in np.prod(np.array(architecture["arch_kwargs"]["strides"]), axis=0)]
 
 
-def _given_architecture(base: dict, model: ModelConfig) -> dict:
-    """The interactive configuration around an architecture taken from a model folder (``model.architecture``):
-    the network as it is, with the run's training patch and batch."""
+def _given_architecture(model: ModelConfig) -> dict:
+    """An architecture taken from a model folder (``model.architecture``), as it is; the run's training patch
+    must fit its total stride."""
     arch = copy.deepcopy(model.architecture)
     stride = total_stride(arch)
-    bad = [p for p, s in zip(model.patch_size, stride) if p % s]
-    if bad:
+    if any(p % s for p, s in zip(model.patch_size, stride)):
         nearest = [max(s, int(round(p / s)) * s) for p, s in zip(model.patch_size, stride)]
         raise ValueError(f"model.patch_size {list(model.patch_size)} is not a multiple of the pretrained network's "
                          f"total stride {stride} on every axis; use e.g. {nearest}")
-    return {
-        "inherits_from": "3d_fullres",
-        "patch_size": [int(i) for i in model.patch_size],
-        "batch_size": int(model.global_batch_size),
-        "architecture": arch,
-        "normalization_schemes": ["ZScoreNormalization"] * len(base["normalization_schemes"]),
-        "use_mask_for_norm": [False] * len(base["use_mask_for_norm"]),
-    }
+    return arch
 
 
 def read_model_folder(model_dir) -> dict:

@@ -140,7 +140,10 @@ def train(dataset_id: int, cfg: RunConfig, run_dir: str | os.PathLike, *, resume
     require_env("nnUNet_results")
     if resume and (run_dir / "config.yaml").is_file() and cfg.model.architecture is None:
         # a run started from a model folder keeps that network whatever config the resume was given
+        import copy
+
         saved = run_config_of(run_dir).model
+        cfg = copy.deepcopy(cfg)
         cfg.model.architecture, cfg.model.pretrained = saved.architecture, saved.pretrained
         cfg.model.export_patch_size = cfg.model.export_patch_size or saved.export_patch_size
     folder_channels = None

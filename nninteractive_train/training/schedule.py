@@ -29,9 +29,11 @@ def int_seed(*keys: int) -> int:
 def initial_patch_size(
     patch_size: Sequence[int], scaling: Sequence[float], rotation: float, transposable: bool
 ) -> list[int]:
-    """The crop taken before spatial augmentation, large enough that zooming out by ``1/min(scaling)`` and
-    rotating by up to ``rotation`` radians still samples image content (nnU-Net's initial crop ignores the
-    scaling range, docs/nnunet.md).
+    """The worst-case crop a loader must take before spatial augmentation if it does not know the sample's
+    transform: large enough that zooming out by ``1/min(scaling)`` and rotating by up to ``rotation`` radians still
+    samples image content (nnU-Net's initial crop ignores the scaling range, docs/nnunet.md). The training loader
+    no longer takes it (``spatial.py`` crops per sample); it is the reference of ``scripts/bench_loader.py`` and of
+    the equality tests of the per-sample crop.
 
     Args:
         patch_size: (3,) final patch in voxels.

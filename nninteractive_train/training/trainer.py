@@ -1,10 +1,11 @@
 """nnInteractiveTrainer: a thin nnUNetTrainer subclass for promptable segmentation.
 
-What it changes relative to nnU-Net (everything else — loss, poly LR, logging, progress plot — is nnU-Net's;
-the optimiser is nnU-Net's SGD unless ``training.optimizer`` says AdamW): 1 image + 7 prompt channels in, 2 classes out; batches of sampled objects with simulated prompts
-(``loader.py``); follow-up rounds through the user-simulation pool (``interaction.py``); device
-``cuda:LOCAL_RANK`` and DDP that also runs on CPU/gloo; atomic checkpoints that carry the resolved run
-config and the interaction/sampler state; the run folder given by the user instead of nnU-Net's results tree.
+What it changes relative to nnU-Net (everything else — loss, logging, progress plot — is nnU-Net's; the optimiser
+and the poly schedule are nnU-Net's unless ``training.optimizer`` / ``warmup_epochs`` / ``freeze_encoder_epochs``
+say otherwise, ``optim.py``): 1 image + 7 prompt channels in, 2 classes out; batches of sampled objects with
+simulated prompts (``loader.py``); follow-up rounds through the user-simulation pool (``interaction.py``); device
+``cuda:LOCAL_RANK`` and DDP that also runs on CPU/gloo; atomic checkpoints that carry the resolved run config and
+the interaction/sampler state; the run folder given by the user instead of nnU-Net's results tree.
 """
 
 from __future__ import annotations
