@@ -27,24 +27,23 @@ KINDS = ("point", "bbox", "lasso", "scribble")
 
 
 def _env(demo_out: Path) -> None:
-    for var, sub in (("nnUNet_raw", "nnUNet_raw"), ("nnUNet_preprocessed", "nnUNet_preprocessed"),
-                     ("nnUNet_results", "nnUNet_results")):
-        os.environ.setdefault(var, str(demo_out / sub))
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        os.environ.setdefault(var, str(demo_out / var))
 
 
 def held_out_generated(raw: Path) -> list[str]:
     """The demo's held-out generated cases: the last GENERATED_HELD_OUT of dataset 991."""
     from nninteractive_train.demo.pipeline import GENERATED_HELD_OUT, GENERATED_ID
+    from nninteractive_train.evaluation.runner import list_cases
 
-    folder = next(raw.glob(f"Dataset{GENERATED_ID}_*"))
-    cases = sorted(f.name[: -len("_0000.nii.gz")] for f in (folder / "imagesTr").glob("*_0000.nii.gz"))
-    return cases[-GENERATED_HELD_OUT:]
+    return list_cases(next(raw.glob(f"Dataset{GENERATED_ID}_*")), "imagesTr", ".nii.gz")[-GENERATED_HELD_OUT:]
 
 
 def run(demo_out: Path, tag: str, overrides: list[str], config: str, held_out: list[str] | None = None) -> dict:
     from nninteractive_train.cli import evaluate, export, train
     from nninteractive_train.demo.pipeline import COLLECTION_ID, GENERATED_ID
     from nninteractive_train.training.launch import run_config_of
+    from nninteractive_train.training.loop import read_metrics
 
     base = demo_out / "ablations" / tag
     if base.exists():
@@ -60,7 +59,7 @@ def run(demo_out: Path, tag: str, overrides: list[str], config: str, held_out: l
                    "--kinds", *KINDS, "--steps", "4", "--max-objects-per-case", "3", "--object-order", "random",
                    "--no-autozoom", "--no-progress", "--out", str(base / "eval")])
     summary = json.loads((base / "eval" / "summary.json").read_text())
-    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    metrics = read_metrics(run_dir)
     per_kind = summary["results"]["per-kind"]
     row = {"tag": tag, "overrides": overrides, "train_min": round(minutes, 2),
            "iterations": len(metrics) * run_config_of(run_dir).training.iterations_per_epoch,

@@ -52,9 +52,9 @@ def prepare(work: Path, cases: int) -> Path:
 
 def _dataset(pre: Path):
     from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
-    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
-    from nnunetv2.utilities.json_export import recursive_fix_for_json_export  # noqa: F401 (nnU-Net import order)
     import json
+
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     folder = pre / "nnInteractivePlans_3d_fullres"
     ds = infer_dataset_class(str(folder))(str(folder))

@@ -24,20 +24,26 @@ def _metrics(run_dir):
     return [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
-def test_signal_checkpoint_and_resume(tmp_path, signum):
-    prepared_dataset(DS)
-    run_dir = tmp_path / "run"
-    proc = subprocess.Popen([PY, "-m", "nninteractive_train.cli.train", "-d", str(DS), "--config", str(DEBUG_CFG),
-                             "--output", str(run_dir), *LONG], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+def _interrupt_after(cmd, run_dir, epochs: int, signum=signal.SIGTERM):
+    """Run ``cmd`` until ``epochs`` metrics lines exist, then send ``signum`` (a preemption); returns its output
+    after checking that the trainer exited cleanly."""
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 300
-    while len(_metrics(run_dir)) < 2 and proc.poll() is None and time.time() < deadline:
+    while len(_metrics(run_dir)) < epochs and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
     assert proc.poll() is None, proc.communicate()[0][-3000:]
     proc.send_signal(signum)
     out = proc.communicate(timeout=120)[0]
     assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+def test_signal_checkpoint_and_resume(tmp_path, signum):
+    prepared_dataset(DS)
+    run_dir = tmp_path / "run"
+    _interrupt_after([PY, "-m", "nninteractive_train.cli.train", "-d", str(DS), "--config", str(DEBUG_CFG),
+                      "--output", str(run_dir), *LONG], run_dir, 2, signum)
     latest = run_dir / "checkpoint_latest.pth"
     assert latest.is_file() and not (run_dir / "checkpoint_final.pth").exists()
     ck = torch.load(latest, weights_only=False)
@@ -56,19 +62,6 @@ def test_signal_checkpoint_and_resume(tmp_path, signum):
     # resuming a finished run does nothing
     res = run([PY, "-m", "nninteractive_train.cli.train", "-d", str(DS), "--output", str(run_dir), "--resume"])
     assert "complete" in res.stdout
-
-
-def _interrupt_after(cmd, run_dir, epochs: int):
-    """Run ``cmd`` until ``epochs`` metrics lines exist, then SIGTERM it (a preemption); returns its output."""
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 300
-    while len(_metrics(run_dir)) < epochs and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    assert proc.poll() is None, proc.communicate()[0][-3000:]
-    proc.send_signal(signal.SIGTERM)
-    out = proc.communicate(timeout=120)[0]
-    assert proc.returncode == 0, out[-3000:]
-    return out
 
 
 def _weights(path):

@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     from nninteractive_train.cli import (build_collection, evaluate, export, generate_supervoxels,
                                          plan_and_preprocess, prompt_gallery, train)
     from nninteractive_train.data.synthetic import write_dataset
+    from nninteractive_train.evaluation.runner import list_cases
     from nninteractive_train.demo import install_hint, missing_packages
     from nninteractive_train.paths import require_env
 
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t = step("2/9 generated cases")
     folder = write_dataset(raw, GENERATED_ID, GENERATED_CASES, seed=1, name="Generated", num_processes=2)
-    cases = sorted(f.name[: -len("_0000.nii.gz")] for f in (folder / "imagesTr").glob("*_0000.nii.gz"))
+    cases = list_cases(folder, "imagesTr", ".nii.gz")
     held_generated = cases[-GENERATED_HELD_OUT:]
     print(f"{folder}: {len(cases)} cases, held out {held_generated}")
     timings["generated"] = time.perf_counter() - t
@@ -151,9 +152,9 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy(run_dir / name, report / name)
     if (run_dir / "metrics.jsonl").exists():
         from nninteractive_train.evaluation.report import plot_learning_curve
+        from nninteractive_train.training.loop import read_metrics
 
-        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
-        plot_learning_curve(records, report / "learning_curve.png",
+        plot_learning_curve(read_metrics(run_dir), report / "learning_curve.png",
                             title="held-out generated objects, inference session")
     timings["report"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all

@@ -46,17 +46,9 @@ def license_source(run_dir: Path, license_file: str | os.PathLike | None) -> tup
 
 def latest_validation(run_dir: Path) -> dict | None:
     """The last metrics.jsonl record with interactive validation (held-out Dice per prompt and per kind)."""
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return None
-    last = None
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if "val_dice_1" in record:
-            last = record
+    from nninteractive_train.training.loop import read_metrics
+
+    last = next((r for r in reversed(read_metrics(run_dir)) if "val_dice_1" in r), None)
     if last is None:
         return None
     return {k: v for k, v in last.items() if k.startswith("val_") or k in ("epoch", "train_minutes")}

@@ -3,6 +3,7 @@ resume and fine-tuning start."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -44,8 +45,6 @@ def adopt_pretrained(cfg: RunConfig, model_dir: str | os.PathLike) -> tuple[RunC
     """``cfg`` with the network of an nnInteractive model folder (the official release or any export): its
     architecture, and its inference patch as the export patch unless one is set. The training patch, batch, data
     and schedule stay the run's. Returns (new config, the folder's number of image channels)."""
-    import copy
-
     from nninteractive_train.planning.plans import read_model_folder
 
     try:
@@ -67,7 +66,6 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, dataset_id: int, resume: bool
     ``LICENSE`` is copied into the run folder: derived weights carry its terms (``export/card.py``)."""
     if env.rank != 0:
         return
-    import json
     import shutil
 
     from nninteractive_train.export.card import PRETRAINED_LICENSE, now_iso, repository_commit
@@ -140,8 +138,6 @@ def train(dataset_id: int, cfg: RunConfig, run_dir: str | os.PathLike, *, resume
     require_env("nnUNet_results")
     if resume and (run_dir / "config.yaml").is_file() and cfg.model.architecture is None:
         # a run started from a model folder keeps that network whatever config the resume was given
-        import copy
-
         saved = run_config_of(run_dir).model
         cfg = copy.deepcopy(cfg)
         cfg.model.architecture, cfg.model.pretrained = saved.architecture, saved.pretrained

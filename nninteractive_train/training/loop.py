@@ -54,6 +54,21 @@ def append_jsonl(path: Path, record: dict) -> None:
         f.flush()
 
 
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The records of ``run_dir/metrics.jsonl`` in order ([] without the file); a line that does not parse (a
+    crash mid-write on another filesystem) is skipped."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
 def run_loop(trainer) -> None:
     from nninteractive_train.training.interaction import InteractionRound
 
