@@ -15,30 +15,40 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--resume-if-exists", action="store_true",
                    help="resume when --output already holds a run, else start one (for requeued SLURM jobs)")
     p.add_argument("--pretrained", default=None, help="start from the weights of an nnInteractive model folder")
+    p.add_argument("--allow-config-change", nargs="+", default=[], metavar="KEY",
+                   help="on resume, keys whose value may differ from the run folder's config.yaml (e.g. "
+                        "training.num_epochs); any other difference is an error")
     p.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is present")
     p.add_argument("overrides", nargs="*", help="config overrides, section.key=value (e.g. training.num_epochs=10)")
     args = p.parse_args(argv)
+    # --allow-config-change KEY... swallows the key=value overrides that follow it: hand those back
+    args.overrides += [a for a in args.allow_config_change if "=" in a]
+    args.allow_config_change = [a for a in args.allow_config_change if "=" not in a]
 
     from pathlib import Path
 
     from nninteractive_train.config import ConfigError, load_config
     from nninteractive_train.paths import SetupError
-    from nninteractive_train.training.launch import run_config_of, train
-    from nninteractive_train.training.loop import TrainingInterrupted
+    from nninteractive_train.training.launch import train
+    from nninteractive_train.training.loop import TrainingError, TrainingInterrupted
 
     try:
-        resume = args.resume or (args.resume_if_exists and (Path(args.output) / "config.yaml").exists())
-        if resume and args.config is None and not args.overrides:
-            cfg = run_config_of(args.output)
-        else:
-            cfg = load_config(args.config, args.overrides)
+        saved = Path(args.output) / "config.yaml"
+        resume = args.resume or (args.resume_if_exists and saved.exists())
         if resume and args.pretrained:
             raise SetupError("--pretrained starts a new run; it cannot be combined with --resume")
+        # on resume the run folder's config.yaml is the config; one given again must equal it (launch.py)
+        cfg = (None if resume and args.config is None and not args.overrides else
+               load_config(saved if resume and args.config is None and saved.is_file() else args.config,
+                           args.overrides))
         train(args.dataset_id, cfg, args.output, resume=resume, pretrained=args.pretrained,
-              use_cuda=False if args.cpu else None)
+              use_cuda=False if args.cpu else None, allow_config_change=args.allow_config_change)
     except (ConfigError, SetupError) as e:
         print(f"nnInteractive_train: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except TrainingError as e:
+        print(f"nnInteractive_train: error: {e}", file=sys.stderr)
+        sys.exit(1)
     except TrainingInterrupted as e:
         print(f"nnInteractive_train: stopped by signal {e.args[0]} after saving checkpoint_latest.pth", file=sys.stderr)
         sys.exit(0)

@@ -61,7 +61,7 @@ class CollectionDraws:
 
 @dataclass
 class CollectionFactory:
-    """Picklable: builds a worker's ``CollectionDraws`` from its seed sequence (in the worker process)."""
+    """Picklable: builds a worker's ``CollectionDraws`` from its stream seed (in the worker process)."""
 
     dataset: str
     data_dir: str
@@ -69,12 +69,12 @@ class CollectionFactory:
     rank: int
     supervoxel_prob: float
 
-    def __call__(self, seed_sequence: np.random.SeedSequence) -> CollectionDraws:
+    def __call__(self, seed: int) -> CollectionDraws:
         from nninteractive_train.sampler.collection import collection_sampler
 
-        # the loader's (seed, rank, worker, epoch) sequence, as one integer the sampler can record in its state
-        seed = int(seed_sequence.generate_state(1)[0])
-        sampler = collection_sampler(self.dataset, seed=seed, rank=self.rank, worker=0,
+        # ``seed`` already identifies (run seed, rank, worker, start epoch) and is recorded in the sampler's state,
+        # so a resume rebuilds the same stream from its saved state
+        sampler = collection_sampler(self.dataset, seed=int(seed), rank=self.rank, worker=0,
                                      case_ids=self.case_ids, preprocessed_folder=self.data_dir,
                                      supervoxel_prob=self.supervoxel_prob)
         return CollectionDraws(sampler, self.data_dir)
