@@ -84,7 +84,8 @@ def build_dataloaders(trainer, resume: dict | None = None):
                                    **dict(common, seed=common["seed"] + 1))
     n = num_workers(cfg)
     if n == 0:
-        return TrackedLoader(SingleThreadedAugmenter(dl_tr, None)), TrackedLoader(SingleThreadedAugmenter(dl_val, None))
+        return (TrackedLoader(SingleThreadedAugmenter(dl_tr, None)),
+                TrackedLoader(SingleThreadedAugmenter(dl_val, None)))
     pin = trainer.device.type == "cuda"
     seeds = [int_seed(cfg.training.seed, env.rank, i, trainer.current_epoch) for i in range(n)]
     n_val = max(1, n // 2)

@@ -100,6 +100,8 @@ class InteractionRound:
         """Allocate the pool's shared-memory slots for batches of ``batch_shape`` (B, C, X, Y, Z) now, so that a
         /dev/shm too small for them is one clear error before the first step (``MemoryError`` naming the free
         space) rather than a failure hours into the run."""
+        if self.pool.num_workers == 0:
+            return  # in-process slots are plain memory, allocated on first use
         b, spatial = batch_shape[0], tuple(batch_shape[2:])
         zeros = {"data": np.broadcast_to(np.float32(0), batch_shape),  # no memory: only shapes are read
                  "target": np.broadcast_to(np.uint8(0), (b, *spatial)),

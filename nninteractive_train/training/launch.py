@@ -88,9 +88,12 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, dataset_id: int, resume: bool
 
 
 def resume_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint to resume from: latest, else None (with final present, the run is complete)."""
-    latest = run_dir / CHECKPOINTS["latest"]
-    return latest if latest.is_file() else None
+    """The checkpoint to resume from: latest, else final (a finished run that ``--allow-config-change
+    training.num_epochs`` may extend), else None."""
+    for name in ("latest", "final"):
+        if (run_dir / CHECKPOINTS[name]).is_file():
+            return run_dir / CHECKPOINTS[name]
+    return None
 
 
 def load_pretrained(module, model_dir: str | os.PathLike) -> None:
@@ -174,6 +177,10 @@ def train(dataset_id: int, cfg: RunConfig | None, run_dir: str | os.PathLike, *,
     require_env("nnUNet_results")
     ckpt_file = resume_checkpoint(run_dir) if resume else None
     state = read_resume_state(ckpt_file, cfg) if ckpt_file is not None else None
+    if state is not None and state.epoch >= cfg.training.num_epochs:
+        print(f"{run_dir} is complete ({ckpt_file.name} is at epoch {state.epoch} of {cfg.training.num_epochs}); "
+              f"nothing to resume")
+        return None
     folder_channels = None
     if pretrained is not None and not resume:
         cfg, folder_channels = adopt_pretrained(cfg, pretrained)
@@ -185,12 +192,8 @@ def train(dataset_id: int, cfg: RunConfig | None, run_dir: str | os.PathLike, *,
     if cfg.training.fold != "all" and env.is_distributed and not (pre / "splits_final.json").is_file():
         raise SetupError(f"{pre / 'splits_final.json'} is missing: every rank would write it; run one "
                          f"single-process epoch first or create it (nnU-Net's generate_crossval_split)")
-    if resume and ckpt_file is None:
-        if (run_dir / CHECKPOINTS["final"]).is_file():
-            print(f"{run_dir} is complete (checkpoint_final.pth exists); nothing to resume")
-            return None
-        if saved_config:
-            print(f"{run_dir} has no checkpoint_latest.pth yet; starting from epoch 0")
+    if resume and ckpt_file is None and saved_config:
+        print(f"{run_dir} has no checkpoint yet; starting from epoch 0")
     use_cuda = torch.cuda.is_available() if use_cuda is None else use_cuda
     device = init_distributed(env, use_cuda, timeout_s=cfg.training.dist_timeout_s)
     try:

@@ -17,10 +17,10 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
 
 def run_loop(trainer) -> None:
     """Train from ``trainer``'s epoch and iteration (a resumed run's) to ``num_epochs``."""
-    trainer.on_train_start()  # data, the interaction round and its shared memory, a resumed state
     stop = StopFlag()
-    stop.install()
     try:
+        trainer.on_train_start()  # data, the interaction round and its shared memory, a resumed state
+        stop.install()
         for epoch in range(trainer.current_epoch, trainer.num_epochs):
             trainer.on_epoch_start()
             trainer.on_train_epoch_start()

@@ -151,3 +151,59 @@ def gather_rank_states(local: RankState, group=None) -> list[RankState] | None:
     out = [None] * dist.get_world_size() if rank == 0 else None
     dist.gather_object(local, out, dst=0, group=group)
     return out
+
+
+def capture(trainer, epoch: int, iteration: int = 0) -> TrainState | None:
+    """The run's state at ``iteration`` of ``epoch``, every rank's streams gathered on rank 0 (a collective: all
+    ranks call it); None on the other ranks. Draws no random numbers."""
+    import time
+
+    from nninteractive_train.config import to_dict
+    from nninteractive_train.training.checkpoint import clean_state_dict
+
+    t = trainer.run_config.training
+    mine = RankState(
+        rank=trainer.dist_env.rank, rng=rng_state(),
+        interaction=trainer.interaction.state_dict(t.checkpoint_followups) if trainer.interaction else None,
+        loaders={k: dl.state_dict() for k, dl in (("train", trainer.dataloader_train), ("val", trainer.dataloader_val))
+                 if hasattr(dl, "state_dict")},
+        epoch_losses=list(trainer.epoch_losses) if iteration else [])
+    ranks = gather_rank_states(mine, trainer.object_group)
+    if ranks is None:
+        return None
+    seconds = trainer.train_seconds + (time.perf_counter() - trainer._t_epoch if iteration else 0.0)
+    return TrainState(
+        epoch=epoch, iteration=iteration, network=clean_state_dict(trainer.module.state_dict()),
+        optimizer=trainer.optimizer.state_dict(),
+        grad_scaler=trainer.grad_scaler.state_dict() if trainer.grad_scaler is not None else None,
+        logging=trainer.logger.get_checkpoint(), best_ema=trainer._best_ema, train_seconds=seconds,
+        config=to_dict(trainer.run_config), ranks=ranks,
+        extra={"init_args": trainer.my_init_kwargs, "trainer_name": trainer.__class__.__name__,
+               "inference_allowed_mirroring_axes": trainer.inference_allowed_mirroring_axes})
+
+
+def restore(trainer, state: TrainState) -> None:
+    """Put the run where ``state`` left it: the one place a resume restores anything. Called at the end of
+    ``on_train_start``, after everything that draws random numbers at start-up; the data loaders were built
+    from ``state`` already (their workers start with the streams they had)."""
+    from nninteractive_train.training.checkpoint import clean_state_dict
+
+    trainer.module.load_state_dict(clean_state_dict(state.network))
+    trainer.optimizer.load_state_dict(state.optimizer)
+    if trainer.grad_scaler is not None and state.grad_scaler is not None:
+        trainer.grad_scaler.load_state_dict(state.grad_scaler)
+    trainer.logger.load_checkpoint(state.logging)
+    trainer._best_ema = state.best_ema
+    trainer.current_epoch, trainer.start_iteration = state.epoch, state.iteration
+    trainer.train_seconds = state.train_seconds
+    env = trainer.dist_env
+    mine = state.rank_state(env.rank, env.world_size)
+    if mine is None:
+        trainer.print_to_log_file(f"the checkpoint was written by {len(state.ranks)} rank(s), this run has "
+                                  f"{env.world_size}: network, optimiser and position continue, the per-rank "
+                                  f"random streams start afresh")
+        return
+    trainer.interaction.load_state_dict(mine.interaction)
+    trainer.epoch_losses = list(mine.epoch_losses)
+    if mine.rng is not None:
+        set_rng_state(mine.rng)

@@ -4,8 +4,9 @@ What it changes relative to nnU-Net (everything else — loss, logging, progress
 and the poly schedule are nnU-Net's unless ``training.optimizer`` / ``warmup_epochs`` / ``freeze_encoder_epochs``
 say otherwise, ``optim.py``): 1 image + 7 prompt channels in, 2 classes out; batches of sampled objects with
 simulated prompts (``loader.py``); follow-up rounds through the user-simulation pool (``interaction.py``); device
-``cuda:LOCAL_RANK`` and DDP that also runs on CPU/gloo; atomic checkpoints that carry the resolved run config and
-the interaction/sampler state; the run folder given by the user instead of nnU-Net's results tree.
+``cuda:LOCAL_RANK`` and DDP that also runs on CPU/gloo; checkpoints that hold the whole training state
+(``state.py``: every rank's streams, resumable at any iteration); the run folder given by the user instead of
+nnU-Net's results tree. The hooks below are nnU-Net's, in its order; the loop that calls them is ``loop.py``.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ import torch.nn.functional as F
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from nninteractive_train.config import RunConfig, to_dict
+from nninteractive_train.config import RunConfig
 from nninteractive_train.distributed import DistEnv, split_batch
+from nninteractive_train.paths import SetupError
 from nninteractive_train.simulation.encoding import NUM_INTERACTION_CHANNELS
 from nninteractive_train.training import checkpoint as ckpt
-from nninteractive_train.training.state import RankState, TrainState, gather_rank_states, rng_state, set_rng_state
+from nninteractive_train.training.state import TrainState, capture, restore
 
 BINARY_LABELS = {"background": 0, "object": 1}
 
@@ -221,10 +223,13 @@ class nnInteractiveTrainer(nnUNetTrainer):
 
         super().on_train_start()
         self.interaction = InteractionRound(self.run_config, self.dist_env.rank, self.num_epochs)
-        self.interaction.prepare((self.batch_size, self.num_input_channels,
-                                  *[int(p) for p in self.configuration_manager.patch_size]))
+        try:
+            self.interaction.prepare((self.batch_size, self.num_input_channels,
+                                      *[int(p) for p in self.configuration_manager.patch_size]))
+        except MemoryError as e:
+            raise SetupError(f"rank {self.dist_env.rank}: {e}") from None
         if self._resume is not None:
-            self.restore(self._resume)
+            restore(self, self._resume)
             self._resume = None
 
     def on_epoch_start(self):
@@ -296,34 +301,11 @@ class nnInteractiveTrainer(nnUNetTrainer):
                 finish()
 
     # ---- the training state ----------------------------------------------------------------------------
-    def train_state(self, epoch: int, iteration: int = 0) -> TrainState | None:
-        """The run's state at ``iteration`` of ``epoch``, every rank's streams gathered on rank 0 (a collective:
-        all ranks call it); None on the other ranks."""
-        rs = RankState(
-            rank=self.dist_env.rank, rng=rng_state(),
-            interaction=(self.interaction.state_dict(self.run_config.training.checkpoint_followups)
-                         if self.interaction is not None else None),
-            loaders={k: dl.state_dict() for k, dl in (("train", self.dataloader_train), ("val", self.dataloader_val))
-                     if hasattr(dl, "state_dict")},
-            epoch_losses=list(self.epoch_losses) if iteration else [])
-        ranks = gather_rank_states(rs, self.object_group)
-        if ranks is None:
-            return None
-        seconds = self.train_seconds + (time.perf_counter() - self._t_epoch if iteration else 0.0)
-        return TrainState(
-            epoch=epoch, iteration=iteration, network=ckpt.clean_state_dict(self.module.state_dict()),
-            optimizer=self.optimizer.state_dict(),
-            grad_scaler=self.grad_scaler.state_dict() if self.grad_scaler is not None else None,
-            logging=self.logger.get_checkpoint(), best_ema=self._best_ema, train_seconds=seconds,
-            config=to_dict(self.run_config), ranks=ranks,
-            extra={"init_args": self.my_init_kwargs, "trainer_name": self.__class__.__name__,
-                   "inference_allowed_mirroring_axes": self.inference_allowed_mirroring_axes})
-
     def save_checkpoint(self, filename: str, epoch: int | None = None, iteration: int = 0) -> bool:
         """Write the training state to ``filename`` atomically (rank 0; every rank contributes). ``epoch``
         defaults to the next one, as nnU-Net calls it from ``on_epoch_end``. A failed write (full disk, quota)
         keeps the previous file, says so in the log and returns False; training goes on."""
-        state = self.train_state(self.current_epoch + 1 if epoch is None else epoch, iteration)
+        state = capture(self, self.current_epoch + 1 if epoch is None else epoch, iteration)
         ok = True
         if state is not None and not self.disable_checkpointing:
             error = ckpt.save_or_keep(state.to_checkpoint(), filename)
@@ -337,38 +319,19 @@ class nnInteractiveTrainer(nnUNetTrainer):
         return ok
 
     def load_checkpoint(self, filename_or_checkpoint) -> None:
-        """Read and check a checkpoint; it is restored in ``on_train_start`` (``restore``), once the data
+        """Read and check a checkpoint; it is restored in ``on_train_start`` (``state.restore``), once the data
         loaders and the interaction round exist. Raises ``CheckpointError`` naming the file."""
         if isinstance(filename_or_checkpoint, TrainState):
             self._resume = filename_or_checkpoint
         elif isinstance(filename_or_checkpoint, (str, os.PathLike)):  # CPU: RNG states must stay CPU tensors
-            self._resume = TrainState.from_checkpoint(ckpt.load(filename_or_checkpoint, "cpu"), filename_or_checkpoint)
+            checkpoint = ckpt.load(filename_or_checkpoint, "cpu")
+            self._resume = TrainState.from_checkpoint(checkpoint, filename_or_checkpoint)
         else:
             self._resume = TrainState.from_checkpoint(filename_or_checkpoint)
         self.current_epoch = self._resume.epoch  # the loaders' fresh streams are keyed by the start epoch
         if not self.was_initialized:
             self.initialize()
 
-    def restore(self, state: TrainState) -> None:
-        """Put the run where ``state`` left it: the one place a resume restores anything."""
-        self.module.load_state_dict(ckpt.clean_state_dict(state.network))
-        self.optimizer.load_state_dict(state.optimizer)
-        if self.grad_scaler is not None and state.grad_scaler is not None:
-            self.grad_scaler.load_state_dict(state.grad_scaler)
-        self.logger.load_checkpoint(state.logging)
-        self._best_ema = state.best_ema
-        self.current_epoch, self.start_iteration = state.epoch, state.iteration
-        self.train_seconds = state.train_seconds
-        mine = state.rank_state(self.dist_env.rank, self.dist_env.world_size)
-        if mine is None:
-            self.print_to_log_file(f"the checkpoint was written by {len(state.ranks)} rank(s), this run has "
-                                   f"{self.dist_env.world_size}: network, optimiser and position continue, the "
-                                   f"per-rank random streams start afresh")
-            return
-        self.interaction.load_state_dict(mine.interaction)
-        self.epoch_losses = list(mine.epoch_losses)
-        if mine.rng is not None:
-            set_rng_state(mine.rng)
 
 def object_group(timeout_s: float):
     """A gloo process group over all ranks (the default group itself when it is gloo) with ``timeout_s``."""
