@@ -153,18 +153,18 @@ def gather_rank_states(local: RankState, group=None) -> list[RankState] | None:
     return out
 
 
-def capture(trainer, epoch: int, iteration: int = 0) -> TrainState | None:
+def capture(trainer, epoch: int, iteration: int = 0, followups: bool = True) -> TrainState | None:
     """The run's state at ``iteration`` of ``epoch``, every rank's streams gathered on rank 0 (a collective: all
-    ranks call it); None on the other ranks. Draws no random numbers."""
+    ranks call it); None on the other ranks. ``followups``: include the follow-up batches waiting in the pools.
+    Draws no random numbers."""
     import time
 
     from nninteractive_train.config import to_dict
     from nninteractive_train.training.checkpoint import clean_state_dict
 
-    t = trainer.run_config.training
     mine = RankState(
         rank=trainer.dist_env.rank, rng=rng_state(),
-        interaction=trainer.interaction.state_dict(t.checkpoint_followups) if trainer.interaction else None,
+        interaction=trainer.interaction.state_dict(followups) if trainer.interaction else None,
         loaders={k: dl.state_dict() for k, dl in (("train", trainer.dataloader_train), ("val", trainer.dataloader_val))
                  if hasattr(dl, "state_dict")},
         epoch_losses=list(trainer.epoch_losses) if iteration else [])

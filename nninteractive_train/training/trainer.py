@@ -305,7 +305,9 @@ class nnInteractiveTrainer(nnUNetTrainer):
         """Write the training state to ``filename`` atomically (rank 0; every rank contributes). ``epoch``
         defaults to the next one, as nnU-Net calls it from ``on_epoch_end``. A failed write (full disk, quota)
         keeps the previous file, says so in the log and returns False; training goes on."""
-        state = capture(self, self.current_epoch + 1 if epoch is None else epoch, iteration)
+        # checkpoint_best.pth is for export, not for resuming: no waiting follow-up batches in it
+        followups = self.run_config.training.checkpoint_followups and Path(filename).name != "checkpoint_best.pth"
+        state = capture(self, self.current_epoch + 1 if epoch is None else epoch, iteration, followups)
         ok = True
         if state is not None and not self.disable_checkpointing:
             error = ckpt.save_or_keep(state.to_checkpoint(), filename)
