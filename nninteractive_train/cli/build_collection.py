@@ -18,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--link-images", action="store_true",
                    help="hard-link .nii.gz source images instead of copying them (saves disk)")
     p.add_argument("-np", "--num-processes", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--evaluation", action="store_true",
+                   help="build only the datasets marked evaluation_only (held-out test sets), not the training ones")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -28,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         res = build_collection(args.list_file, args.dataset_id, name=args.name, skip_bad=args.skip_bad,
                                num_processes=args.num_processes, link_images=args.link_images,
-                               progress=not args.quiet)
+                               progress=not args.quiet, evaluation=args.evaluation)
     except (CaseError, DatasetListError, FileNotFoundError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
