@@ -4,8 +4,10 @@ CLICK_REFERENCE, BOX_REFERENCE and MULTI_CLASS_REFERENCE were produced once (202
 unchanged functions from JunMa11/CVPR-MedSegFMCompetition at 748e862 (``compute_edt``, ``sample_coord``,
 ``compute_multi_class_dsc``, ``compute_multi_class_nsd`` taken out of CVPR25_iter_eval.py with ``ast``; the
 click is the body of its per-class loop; ``mask3D_to_bbox`` of get_boxes.py with ``np.random.randint``
-returning the given shift) on exactly the arrays built here, on CPU (scipy EDT). LARGE_ROI_REFERENCE is the same
-with the script's 60,000,000-voxel threshold of the half-resolution EDT lowered to 1,000.
+returning the given shift) on exactly the arrays built here, on CPU (its scipy EDT path), in the challenge's
+pinned environment (numpy 1.26.3, scipy 1.12.0, connected-components-3d 3.12.4, pandas 2.2.1, scikit-image
+0.22.0) and again with this project's (numpy 2.4, scipy 1.17, cc3d 4.1): identical. LARGE_ROI_REFERENCE is the
+same with the script's 60,000,000-voxel threshold of the half-resolution EDT lowered to 1,000.
 """
 
 from __future__ import annotations
@@ -186,3 +188,31 @@ def test_multi_class_metrics_match_challenge(spacing):
     assert list(challenge_classes(GT_MC)) == [1, 2, 5]
     assert multi_class_dsc(GT_MC, SEG_MC) == pytest.approx(want_dsc, abs=1e-12)
     assert multi_class_nsd(GT_MC, SEG_MC, spacing) == pytest.approx(want_nsd, abs=1e-12)
+
+
+def _rows(case, dice, nsd, seconds=0.5):
+    """results.csv-like segfm3d rows of one case: dice, nsd (C, S)."""
+    return [{"case": case, "object": c, "protocol": "segfm3d", "kind": "bbox_clicks", "step": s,
+             "dice": float(dice[c][s]), "nsd": float(nsd[c][s]), "seconds": seconds, "prompt": "point"}
+            for c in range(len(dice)) for s in range(len(dice[0]))]
+
+
+def test_challenge_cases_from_rows():
+    from nninteractive_train.evaluation.report import challenge_cases, summarize
+
+    rng = np.random.default_rng(0)
+    d1, n1 = rng.uniform(0.1, 1, (2, 6)), rng.uniform(0, 1, (2, 6))
+    d2, n2 = rng.uniform(0, 0.3, (3, 6)), rng.uniform(0, 1, (3, 6))
+    rows = _rows("a", d1, n1) + _rows("b", d2, n2)
+    rows += [dict(r, protocol="per-kind", kind="point") for r in _rows("a", d2, n2)]  # ignored
+    cases = challenge_cases(rows)
+    assert [c["CaseName"] for c in cases] == ["a", "b"]
+    for c, (d, n) in zip(cases, ((d1, n1), (d2, n2))):
+        want = case_metrics(d, n)
+        for key in ("DSC_AUC", "NSD_AUC", "DSC_Final", "NSD_Final", "DSC_1", "NSD_6", "num_class"):
+            assert c[key] == pytest.approx(want[key])
+        assert c["TotalRunningTime"] == pytest.approx(0.5 * d.size)
+        assert c["RunningTime_1"] == pytest.approx(0.5 * len(d)) and c["runtime_upperbound"] == 90 * len(d)
+    summary = summarize(rows)["segfm3d"]["bbox_clicks"]["challenge"]
+    assert summary["cases"] == 2
+    assert summary["NSD_AUC"] == pytest.approx((cases[0]["NSD_AUC"] + cases[1]["NSD_AUC"]) / 2)
