@@ -195,8 +195,8 @@ def evaluate_case(
         verbose: let the session print.
 
     Returns:
-        rows (one per object (segfm3d: class), protocol, kind and step) and failures (runs the session raised on, with the error;
-        their rows are left out).
+        rows (one per object (segfm3d: class), protocol, kind and step) and failures (runs the session raised on,
+        with the error; their rows are left out).
 
     Raises:
         ValueError: the case itself is unusable (shape mismatch, no object, non-finite image, ...).

@@ -5,8 +5,8 @@ REFERENCE was produced once (2026) by running, on exactly the masks built in `CA
 JunMa11/CVPR-MedSegFMCompetition at 748e862):
 ``compute_surface_dice_at_tolerance(compute_surface_distances(gt, pred, spacing), tol)`` and the sums of
 ``surfel_areas_gt`` / ``surfel_areas_pred``, in the challenge's pinned environment (numpy 1.26.3, scipy 1.12.0)
-and again under numpy 2.4 / scipy 1.17 (where both need ``np.Inf = np.inf``): all agreed to 1e-12. When the package is importable, `test_matches_deepmind_package` also compares
-live on random masks.
+and again under numpy 2.4 / scipy 1.17 (where both need ``np.Inf = np.inf``): all agreed to 1e-12. When the
+package is importable, `test_matches_deepmind_package` also compares live on random masks.
 """
 
 from __future__ import annotations
