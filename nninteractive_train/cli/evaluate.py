@@ -1,6 +1,7 @@
 """nnInteractive_evaluate: evaluate an exported model through the public nnInteractive inference session with
 simulated users (per-kind: point / bbox / lasso / scribble / random mix, each with follow-ups; segfm3d: the
-CVPR 2025 box + clicks protocol). Writes results.csv, summary.json and Dice/NSD-vs-interaction plots."""
+CVPR 2025 box + clicks protocol with the challenge's own rules and metrics). Writes results.csv, summary.json,
+Dice/NSD-vs-interaction plots and, with segfm3d, segfm3d_cases.csv (the challenge's per-case metrics)."""
 
 from __future__ import annotations
 
@@ -83,6 +84,10 @@ def _print_table(summary: dict) -> None:
         for kind, e in kinds.items():
             print(f"{protocol:<10} {kind:<12} {e['runs']:>5} {f(e['dice'][0]):>7} {f(e['final_dice']):>7} "
                   f"{f(e['dice_auc']):>7} {f(e['final_nsd']):>7} {f(e['seconds_per_step']):>7}")
+            c = e.get("challenge")
+            if c:
+                print(f"  segfm3d as the challenge scores it ({c['cases']} cases): DSC_AUC {f(c['DSC_AUC'])}  "
+                      f"NSD_AUC {f(c['NSD_AUC'])}  DSC_Final {f(c['DSC_Final'])}  NSD_Final {f(c['NSD_Final'])}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ from typing import Sequence
 import numpy as np
 
 from nninteractive_train.evaluation.protocols import PER_KIND, PROTOCOLS, evaluate_case
-from nninteractive_train.evaluation.report import plot, summarize, write_csv, write_summary
+from nninteractive_train.evaluation.report import (challenge_cases, plot, summarize, write_challenge_csv, write_csv,
+                                                   write_summary)
 from nninteractive_train.evaluation.session import load_session, num_channels
 from nninteractive_train.paths import SetupError, find_dataset, require_env
 
@@ -114,7 +115,8 @@ def _case_rng(seed: int, case: str) -> np.random.Generator:
 
 def evaluate_dataset(model_dir: str | os.PathLike, dataset_id: int, out_dir: str | os.PathLike,
                      options: EvalOptions | None = None) -> dict:
-    """Evaluate every selected case of a raw dataset and write results.csv, summary.json and the plots.
+    """Evaluate every selected case of a raw dataset and write results.csv, summary.json and the plots (and, with
+    segfm3d, segfm3d_cases.csv: the challenge's per-case metrics).
 
     results.csv is rewritten after every case, so an interrupted run keeps what it finished. A bad case (unreadable,
     mismatched, empty label, or the session failing on its image) is recorded with its reason under
@@ -182,6 +184,8 @@ def evaluate_dataset(model_dir: str | os.PathLike, dataset_id: int, out_dir: str
             failed_cases.append({"case": case, "error": msg})
             bar.write(f"nnInteractive_evaluate: skipped {msg}")
         write_csv(rows, out_dir / "results.csv")
+        if "segfm3d" in o.protocols:
+            write_challenge_csv(challenge_cases(rows), out_dir / "segfm3d_cases.csv")
         bar.update(1)
     bar.close()
     results = summarize(rows)
@@ -202,7 +206,8 @@ def evaluate_dataset(model_dir: str | os.PathLike, dataset_id: int, out_dir: str
         "results": results,
         "failed_cases": failed_cases,
         "failed_runs": failed_runs,
-        "files": {"results": "results.csv", "plots": [p.name for p in plots]},
+        "files": {"results": "results.csv", "plots": [p.name for p in plots],
+                  **({"segfm3d_cases": "segfm3d_cases.csv"} if "segfm3d" in o.protocols else {})},
     }
     write_summary(summary, out_dir / "summary.json")
     return summary
