@@ -57,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
     if resume and args.pretrained:
         raise SetupError("--pretrained starts a new run; it cannot be combined with --resume")
     if args.output is None:
-        print(f"nnInteractive_train: run folder {output}", file=sys.stderr)
+        print(f"run folder: {output}", flush=True)
     try:
         train(dataset_id, cfg, output, resume=resume, pretrained=args.pretrained,
               use_cuda=False if args.cpu else None)

@@ -52,7 +52,7 @@ def list_cases(raw: Path, split: str, file_ending: str) -> list[str]:
     """Case names of ``raw/split``: files named ``<case>_0000<file_ending>``."""
     folder = raw / split
     if not folder.is_dir():
-        raise SetupError(f"{folder} does not exist")
+        raise SetupError(f"the dataset has no {split} folder", folder)
     suffix = f"_0000{file_ending}"
     return sorted(p.name[: -len(suffix)] for p in folder.iterdir() if p.name.endswith(suffix))
 
@@ -137,7 +137,7 @@ def evaluate_dataset(model_dir: str | os.PathLike, dataset_id: int, out_dir: str
     raw = find_dataset(require_env("nnUNet_raw"), dataset_id)
     ds_file = raw / "dataset.json"
     if not ds_file.is_file():
-        raise SetupError(f"{ds_file} not found")
+        raise SetupError("the dataset has no dataset.json", ds_file)
     ds_json = json.loads(ds_file.read_text())
     file_ending = ds_json.get("file_ending", ".nii.gz")
     available = list_cases(raw, o.split, file_ending)
