@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..errors import SetupError
 from ..files import atomic_write_json, replace_dir
 from .case_io import CaseError, link_or_copy, place_image, read_image, read_label, write_label
 from .dataset_list import CollectionSpec, DatasetListError, LabelRule, load_dataset_list, resolve_labels
@@ -91,8 +92,8 @@ def plan_jobs(spec: CollectionSpec, *, evaluation: bool = False) -> tuple[list[C
             continue
         try:
             folder = find_dataset(spec_ds.source)
-        except (FileNotFoundError, RuntimeError) as e:
-            raise DatasetListError(f"{where}: source {spec_ds.source!r} not found ({e})") from None
+        except SetupError as e:
+            raise DatasetListError(f"{where}: source {spec_ds.source!r} not found ({e.what})", e.file) from None
         dj_file = folder / "dataset.json"
         if not dj_file.is_file():
             raise DatasetListError(f"{where}: {dj_file} is missing")

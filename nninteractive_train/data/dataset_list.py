@@ -17,11 +17,13 @@ from typing import Any
 
 import yaml
 
+from nninteractive_train.errors import UserError
+
 FORMAT_VERSION = 1
 OBJECT_MODES = ("components", "whole")
 
 
-class DatasetListError(ValueError):
+class DatasetListError(UserError):
     """A problem in a dataset list file; the message names the file and the entry."""
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from nninteractive_train.config import RunConfig, from_dict, save_config
 from nninteractive_train.files import atomic_write_json
 from nninteractive_train.distributed import DistEnv, init_distributed, resolve_env, split_batch
+from nninteractive_train.nnunet_env import apply_env
 from nninteractive_train.paths import SetupError, find_dataset, require_env
 
 CHECKPOINTS = {"final": "checkpoint_final.pth", "best": "checkpoint_best.pth", "latest": "checkpoint_latest.pth"}
@@ -24,14 +25,16 @@ def load_plans(dataset_id: int, cfg: RunConfig) -> tuple[dict, dict, Path]:
     pre = find_dataset(require_env("nnUNet_preprocessed"), dataset_id)
     plans_file = pre / f"{cfg.plans_identifier}.json"
     if not plans_file.is_file():
-        raise SetupError(f"plans {plans_file} not found: run nnInteractive_plan_and_preprocess -d {dataset_id} first")
+        raise SetupError(f"no plans {cfg.plans_identifier} for dataset {dataset_id}", plans_file,
+                         hint=f"run nnInteractive_plan_and_preprocess -d {dataset_id} first")
     plans = json.loads(plans_file.read_text())
     base = plans["configurations"].get("3d_fullres")
     if base is None:
         raise SetupError(f"{plans_file} has no 3d_fullres configuration")
     data_dir = pre / base["data_identifier"]
     if not data_dir.is_dir() or not any(data_dir.iterdir()):
-        raise SetupError(f"preprocessed data {data_dir} is missing: run nnInteractive_plan_and_preprocess -d {dataset_id}")
+        raise SetupError(f"the preprocessed data of dataset {dataset_id} are missing", data_dir,
+                         hint=f"run nnInteractive_plan_and_preprocess -d {dataset_id}")
     # derived from the config, not read from the plans, so model.* overrides need no re-planning
     try:
         plans["configurations"][cfg.model.configuration] = interactive_configuration(base, cfg.model)
@@ -72,7 +75,8 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, dataset_id: int, resume: bool
 
     config_file = run_dir / "config.yaml"
     if config_file.exists() and not resume:
-        raise SetupError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --output")
+        raise SetupError("the run folder already holds a run", run_dir,
+                         hint="pass --resume to continue it, or choose another --output")
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, config_file)
     info_file = run_dir / "run_info.json"
@@ -136,6 +140,7 @@ def train(dataset_id: int, cfg: RunConfig, run_dir: str | os.PathLike, *, resume
     run_dir = Path(run_dir).resolve()
     require_env("nnUNet_raw")
     require_env("nnUNet_results")
+    cfg = apply_env(cfg)  # nnUNet_compile / nnUNet_n_proc_DA, as nnU-Net reads them (nnunet_env.py)
     if resume and (run_dir / "config.yaml").is_file() and cfg.model.architecture is None:
         # a run started from a model folder keeps that network whatever config the resume was given
         saved = run_config_of(run_dir).model
@@ -185,13 +190,26 @@ def train(dataset_id: int, cfg: RunConfig, run_dir: str | os.PathLike, *, resume
 
 
 def run_config_of(run_dir: str | os.PathLike) -> RunConfig:
-    """The resolved config saved in a run folder."""
+    """The resolved config saved in a run folder; a clear error naming the file if it is missing or broken."""
     import yaml
+
+    from nninteractive_train.config import ConfigError
 
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
-        raise SetupError(f"{path} not found: {run_dir} is not a run folder")
-    return from_dict(yaml.safe_load(path.read_text()))
+        raise SetupError("not a run folder: it has no config.yaml", run_dir,
+                         hint="start the run without --resume, or give the run folder")
+    hint = "give --config FILE (the run's config) to resume with it"
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"the run's config is not valid YAML: {str(e).splitlines()[0]}", path, hint) from None
+    if not isinstance(data, dict):
+        raise ConfigError("the run's config is empty or not a mapping", path, hint)
+    try:
+        return from_dict(data)
+    except ConfigError as e:
+        raise ConfigError(e.what, path, hint) from None
 
 
 __all__ = ["train", "load_plans", "load_pretrained", "run_config_of"]
