@@ -72,7 +72,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch)
         return real_save(obj, f, *a, **k)
 
     monkeypatch.setattr(torch, "save", disk_full_after_first_latest)
-    with pytest.raises(TrainingError, match="checkpoint_final.pth failed.*checkpoint_latest.pth is kept"):
+    with pytest.raises(TrainingError, match="final checkpoint failed.*checkpoint_latest.pth is kept"):
         _train_in_process(run_dir, "training.num_epochs=3", "training.iterations_per_epoch=2",
                           "training.save_every=1")
     monkeypatch.undo()
@@ -87,8 +87,8 @@ def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("kind, message", [
-    ("truncated", "cannot be read (truncated or not a torch checkpoint)"),
-    ("foreign", "is not a training checkpoint of nninteractive_train (missing network_weights"),
+    ("truncated", "the checkpoint cannot be read (truncated or not a torch checkpoint"),
+    ("foreign", "not a training checkpoint of nninteractive_train (missing network_weights"),
 ])
 def test_a_bad_checkpoint_on_resume_is_one_clear_error(tmp_path, kind, message):
     run_dir = tmp_path / "run"

@@ -1,6 +1,10 @@
 """nnInteractive_evaluate: evaluate an exported model through the public nnInteractive inference session with
 simulated users (per-kind: point / bbox / lasso / scribble / random mix, each with follow-ups; segfm3d: the
-CVPR 2025 box + clicks protocol). Writes results.csv, summary.json and Dice/NSD-vs-interaction plots."""
+CVPR 2025 box + clicks protocol with the challenge's own rules and metrics). Writes results.csv, summary.json,
+Dice/NSD-vs-interaction plots and, with segfm3d, segfm3d_cases.csv (the challenge's per-case metrics).
+
+MODEL is an exported model folder or a training run folder (exported first, into OUT/model); without MODEL the
+run of the -d dataset is found in $nnUNet_results (-c / -p / -f narrow it)."""
 
 from __future__ import annotations
 
@@ -8,11 +12,19 @@ import argparse
 import sys
 from pathlib import Path
 
+from nninteractive_train.cli.common import Parser, add_dataset_argument, require_dataset, run_command
+from nninteractive_train.cli.export import add_run_arguments, locate_run
+
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nnInteractive_evaluate", description=__doc__)
-    p.add_argument("model_dir", help="exported model folder (nnInteractive_export)")
-    p.add_argument("-d", "--dataset", required=True, type=int, help="dataset id in nnUNet_raw")
+    p = Parser(prog="nnInteractive_evaluate", description=__doc__)
+    p.add_argument("model_dir", nargs="?", default=None, metavar="MODEL",
+                   help="exported model folder (nnInteractive_export) or training run folder; default: the run of "
+                        "-d in $nnUNet_results")
+    add_dataset_argument(p, "dataset in nnUNet_raw whose cases are evaluated", aliases=("--dataset",))
+    add_run_arguments(p)
+    p.add_argument("--checkpoint", default="final", choices=["final", "best", "latest"],
+                   help="checkpoint of a run folder to evaluate (default final)")
     p.add_argument("--cases", nargs="+", default=None, help="case names (default: every case of the split)")
     p.add_argument("--split", default="imagesTr", choices=["imagesTr", "imagesTs"],
                    help="images folder; labels come from labelsTr / labelsTs")
@@ -35,24 +47,48 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    return run_command(parser, lambda args: _run(parser, args), argv)
+
+
+def _model_folder(model: Path, out: Path, checkpoint: str) -> Path:
+    """The model folder to load: ``model`` itself, or the export of a run folder into OUT/model, so that the
+    evaluated weights stay beside their results."""
+    from nninteractive_train.export import export_run
+    from nninteractive_train.layout import is_run_dir
+
+    if not is_run_dir(model):
+        return model
+    exported = export_run(model, out / "model", checkpoint)
+    print(f"nnInteractive_evaluate: exported the {checkpoint} checkpoint of {model} to {exported}", file=sys.stderr)
+    return exported
+
+
+def _default_out(model: Path, dataset) -> Path:
+    """``./eval_<model>_<dataset>``; a run folder of nnU-Net's tree (``.../<trainer>__<plans>__<conf>/fold_<f>``)
+    is named by its configuration and fold."""
+    model = model.resolve()
+    name = f"{model.parent.name.split('__')[-1]}_{model.name}" if model.name.startswith("fold_") else model.name
+    return Path(f"eval_{name}_{dataset}")
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from nninteractive_train.errors import UsageError
     from nninteractive_train.evaluation.protocols import PER_KIND, PROTOCOLS
     from nninteractive_train.evaluation.runner import EvalOptions, evaluate_dataset
-    from nninteractive_train.paths import SetupError
 
-    def fail(msg: str) -> None:
-        print(f"nnInteractive_evaluate: error: {msg}", file=sys.stderr)
-        sys.exit(2)
-
+    require_dataset(parser, args)
     if args.steps < 0:
-        fail(f"--steps must be >= 0, got {args.steps}")
+        raise UsageError(f"--steps must be >= 0, got {args.steps}")
     if args.nsd_tolerance < 0:
-        fail(f"--nsd-tolerance must be >= 0 mm, got {args.nsd_tolerance}")
+        raise UsageError(f"--nsd-tolerance must be >= 0 mm, got {args.nsd_tolerance}")
     if args.max_objects_per_case is not None and args.max_objects_per_case < 1:
-        fail(f"--max-objects-per-case must be >= 1, got {args.max_objects_per_case}")
+        raise UsageError(f"--max-objects-per-case must be >= 1, got {args.max_objects_per_case}")
     protocols = list(PROTOCOLS) if args.protocol == "all" else [args.protocol]
-    out = Path(args.out) if args.out else Path(f"eval_{Path(args.model_dir).resolve().name}_{args.dataset}")
+    model = Path(args.model_dir) if args.model_dir is not None else locate_run(
+        args.dataset_id, args.configuration, args.plans, args.fold)
+    out = Path(args.out) if args.out else _default_out(model, args.dataset_id)
     options = EvalOptions(
         protocols=protocols, kinds=tuple(args.kinds or PER_KIND), steps=args.steps,
         nsd_tolerance=args.nsd_tolerance, max_objects_per_case=args.max_objects_per_case,
@@ -60,18 +96,14 @@ def main(argv: list[str] | None = None) -> None:
         autozoom=not args.no_autozoom, split=args.split, cases=args.cases, progress=not args.no_progress,
         verbose=args.verbose,
     )
-    try:
-        summary = evaluate_dataset(args.model_dir, args.dataset, out, options)
-    except SetupError as e:  # includes ModelLoadError
-        fail(str(e))
+    summary = evaluate_dataset(_model_folder(model, out, args.checkpoint), args.dataset_id, out, options)
     _print_table(summary)
     counts = summary["counts"]
     for f in summary["failed_cases"]:
         print(f"failed: {f['error']}", file=sys.stderr)
     print(f"evaluated {counts['cases_evaluated']}/{counts['cases']} cases, {counts['objects']} objects; "
           f"results in {out.resolve()}")
-    if counts["cases_evaluated"] == 0:
-        sys.exit(1)
+    return 1 if counts["cases_evaluated"] == 0 else 0
 
 
 def _print_table(summary: dict) -> None:
@@ -83,7 +115,11 @@ def _print_table(summary: dict) -> None:
         for kind, e in kinds.items():
             print(f"{protocol:<10} {kind:<12} {e['runs']:>5} {f(e['dice'][0]):>7} {f(e['final_dice']):>7} "
                   f"{f(e['dice_auc']):>7} {f(e['final_nsd']):>7} {f(e['seconds_per_step']):>7}")
+            c = e.get("challenge")
+            if c:
+                print(f"  segfm3d as the challenge scores it ({c['cases']} cases): DSC_AUC {f(c['DSC_AUC'])}  "
+                      f"NSD_AUC {f(c['NSD_AUC'])}  DSC_Final {f(c['DSC_Final'])}  NSD_Final {f(c['NSD_Final'])}")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

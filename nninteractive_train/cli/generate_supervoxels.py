@@ -7,17 +7,19 @@ import argparse
 import logging
 import sys
 
+from nninteractive_train.cli.common import Parser, add_dataset_argument, add_processes_argument, run_command
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="nnInteractive_generate_supervoxels", description=__doc__)
-    p.add_argument("-d", "--dataset-id", required=True, help="nnU-Net dataset id (or name) in nnUNet_preprocessed")
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="nnInteractive_generate_supervoxels", description=__doc__)
+    add_dataset_argument(p, "nnU-Net dataset in nnUNet_preprocessed")
     p.add_argument("-p", "--plans", default=None,
                    help="plans identifier; default: the only preprocessed folder with .b2nd files")
     p.add_argument("-c", "--configuration", default=None, help="configuration name (with -p)")
     p.add_argument("--backend", choices=("slic", "felzenszwalb", "sam"), default="slic",
                    help="slic / felzenszwalb: offline, no weights (default slic); sam: SAM + SAM2 with local "
                         "checkpoints")
-    p.add_argument("-np", "--num-processes", type=int, default=1, help="worker processes (default 1)")
+    add_processes_argument(p, 1, "worker processes")
     p.add_argument("--max-objects", type=int, default=20, help="SuperVoxels per case at most (default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed for the patch-centre candidates")
     p.add_argument("--overwrite", action="store_true", help="regenerate cases that already have SuperVoxels")
@@ -37,34 +39,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sam-stability-thresh", type=float, default=0.95,
                    help="mask generator stability filter (default 0.95, SAM's; <= 0 turns it off)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     from nninteractive_train.data.paths import find_preprocessed_config
-    from nninteractive_train.data.supervoxels import (
-        SamConfig,
-        SamUnavailable,
-        SupervoxelConfig,
-        generate_supervoxels,
-    )
+    from nninteractive_train.data.supervoxels import SamConfig, SupervoxelConfig, generate_supervoxels
 
-    try:
-        folder = find_preprocessed_config(args.dataset_id, args.plans, args.configuration)
-        sam = SamConfig(sam2_checkpoint=args.sam2_checkpoint, sam2_config=args.sam2_config,
-                        sam_checkpoint=args.sam_checkpoint, sam_model_type=args.sam_model_type, device=args.device,
-                        pred_iou_thresh=args.sam_iou_thresh, prompt_slices=args.sam_prompt_slices,
-                        points_per_side=args.sam_points_per_side,
-                        stability_score_thresh=args.sam_stability_thresh)
-        index = generate_supervoxels(folder, config=SupervoxelConfig(backend=args.backend,
-                                                                     max_objects=args.max_objects),
-                                     sam=sam, num_processes=args.num_processes, overwrite=args.overwrite,
-                                     seed=args.seed, progress=not args.quiet)
-    except (SamUnavailable, FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    folder = find_preprocessed_config(args.dataset_id, args.plans, args.configuration)
+    sam = SamConfig(sam2_checkpoint=args.sam2_checkpoint, sam2_config=args.sam2_config,
+                    sam_checkpoint=args.sam_checkpoint, sam_model_type=args.sam_model_type, device=args.device,
+                    pred_iou_thresh=args.sam_iou_thresh, prompt_slices=args.sam_prompt_slices,
+                    points_per_side=args.sam_points_per_side,
+                    stability_score_thresh=args.sam_stability_thresh)
+    index = generate_supervoxels(folder, config=SupervoxelConfig(backend=args.backend, max_objects=args.max_objects),
+                                 sam=sam, num_processes=args.num_processes, overwrite=args.overwrite,
+                                 seed=args.seed, progress=not args.quiet)
     counts = list(index["counts"].values())
     print(f"SuperVoxels in {folder / 'supervoxels'}: {len(counts)} cases, "
           f"{sum(counts) / max(len(counts), 1):.2f} per case, {len(index['failed'])} failed")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser(), _run, argv)
 
 
 if __name__ == "__main__":

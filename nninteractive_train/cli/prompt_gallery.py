@@ -15,33 +15,38 @@ from pathlib import Path
 
 import numpy as np
 
+from nninteractive_train.cli.common import Parser, add_dataset_argument, run_command
+from nninteractive_train.errors import CaseError, SetupError, UsageError
+
 KINDS = ("point", "bbox", "lasso", "scribble")
 COLUMNS = ("initial", "positive follow-up", "negative follow-up")
 
 
-def load_raw_case(dataset_id: int, raw_root: str | os.PathLike | None = None):
-    """First training case of ``$nnUNet_raw/DatasetXXX_*``: (image float32 (X, Y, Z), label int (X, Y, Z), spacing)."""
+def load_raw_case(dataset: int | str, raw_root: str | os.PathLike | None = None):
+    """First training case of a raw dataset (id or ``DatasetXXX_Name`` under ``raw_root``, default
+    ``$nnUNet_raw``): (image float32 (X, Y, Z), label int (X, Y, Z), spacing)."""
     import SimpleITK as sitk
+
+    from nninteractive_train.data.paths import find_dataset
 
     raw_root = raw_root if raw_root is not None else os.environ.get("nnUNet_raw")
     if not raw_root:
-        raise SystemExit("nnUNet_raw is not set; set it or omit -d to use a generated case")
-    folders = sorted(p for p in Path(raw_root).glob(f"Dataset{int(dataset_id):03d}_*") if p.is_dir())
-    if not folders:
-        raise SystemExit(f"no dataset folder Dataset{int(dataset_id):03d}_* in {raw_root}")
-    images = sorted((folders[0] / "imagesTr").glob("*_0000.nii.gz"))
+        raise SetupError("environment variable nnUNet_raw is not set", hint="set it, or omit -d to use a generated case")
+    folder = find_dataset(dataset, raw_root, var="nnUNet_raw")
+    images = sorted((folder / "imagesTr").glob("*_0000.nii.gz"))
     if not images:
-        raise SystemExit(f"{folders[0] / 'imagesTr'} holds no *_0000.nii.gz image")
-    label_path = folders[0] / "labelsTr" / images[0].name.replace("_0000.nii.gz", ".nii.gz")
+        raise SetupError("the dataset holds no *_0000.nii.gz image", folder / "imagesTr")
+    label_path = folder / "labelsTr" / images[0].name.replace("_0000.nii.gz", ".nii.gz")
     if not label_path.is_file():
-        raise SystemExit(f"label {label_path} for image {images[0]} is missing")
+        raise CaseError(label_path, f"the label of {images[0].name} is missing")
     image = sitk.ReadImage(str(images[0]))
     label = sitk.ReadImage(str(label_path))
     # SimpleITK arrays are (Z, Y, X); the simulation works in (X, Y, Z), with GetSpacing() already (x, y, z).
     image_array = sitk.GetArrayFromImage(image).transpose(2, 1, 0).astype(np.float32)
     label_array = sitk.GetArrayFromImage(label).transpose(2, 1, 0)
     if image_array.shape != label_array.shape:
-        raise SystemExit(f"{images[0]} has shape {image_array.shape} but {label_path} has {label_array.shape}")
+        raise CaseError(label_path, f"shape {label_array.shape} differs from the image's {image_array.shape} "
+                                    f"({images[0].name})")
     return image_array, label_array, tuple(float(s) for s in image.GetSpacing())
 
 
@@ -72,7 +77,7 @@ def pick_target(label: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
 
     values = [int(v) for v in np.unique(label) if v != 0]
     if not values:
-        raise SystemExit("the label map has no foreground")
+        raise SetupError("the case's label map has no foreground", hint="choose another dataset with -d")
     candidates = []
     for value in values:
         labels = cc3d.connected_components(label == value, connectivity=26)
@@ -206,15 +211,18 @@ def render(image, target, spacing, out: Path, *, seed: int = 0) -> Path:
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="nnInteractive_prompt_gallery", description=__doc__)
-    p.add_argument("-d", "--dataset-id", type=int, default=None,
-                   help="nnU-Net raw dataset id ($nnUNet_raw/DatasetXXX_*); default: a generated case")
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="nnInteractive_prompt_gallery", description=__doc__)
+    add_dataset_argument(p, "raw dataset in $nnUNet_raw whose first case is drawn; default: a generated case",
+                         required=False)
     p.add_argument("--out", required=True, help="output PNG file")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    args = p.parse_args(argv)
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
     if not args.out.lower().endswith(".png"):
-        p.error(f"--out must name a .png file, got {args.out}")
+        raise UsageError(f"--out must name a .png file, got {args.out}")
     rng = np.random.default_rng(args.seed)
     if args.dataset_id is not None:
         image, label, spacing = load_raw_case(args.dataset_id)
@@ -223,7 +231,12 @@ def main(argv: list[str] | None = None) -> None:
     target = pick_target(label, rng=rng)
     out = render(image, target, spacing, Path(args.out), seed=args.seed)
     print(f"wrote {out}", file=sys.stdout)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser(), _run, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -22,6 +22,8 @@ import tempfile
 from pathlib import Path
 from string import Template
 
+from nninteractive_train.cli.common import Parser, add_dataset_argument, run_command
+
 SCRIPT_NAME = "submit.sbatch"
 ENV_PASSED = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_n_proc_DA")
 _TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
@@ -230,11 +232,13 @@ def render(args: argparse.Namespace) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nnInteractive_submit_slurm", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-d", "--dataset-id", type=int, required=True, help="nnU-Net dataset id")
+    p = Parser(prog="nnInteractive_submit_slurm", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_dataset_argument(p, "nnU-Net dataset in nnUNet_preprocessed")
     p.add_argument("--config", default=None, help="run config YAML (default: the trainer's defaults)")
-    p.add_argument("--output", required=True, help="run folder: script, logs, checkpoints (created)")
+    p.add_argument("--output", default=None,
+                   help="run folder: script, logs, checkpoints (created); default: nnU-Net's layout, as "
+                        "nnInteractive_train")
     p.add_argument("--nodes", type=int, default=1, help="nodes (default 1)")
     p.add_argument("--gpus-per-node", type=int, default=8, help="GPUs, i.e. training processes, per node (8)")
     p.add_argument("--cpus-per-task", type=int, default=8,
@@ -268,7 +272,15 @@ def _write(path: Path, text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    return run_command(parser, lambda args: _run(parser, args), argv)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.output is None:  # the folder nnInteractive_train would choose (README, "Where runs go")
+        from nninteractive_train.cli.train import run_folder
+
+        args.output = str(run_folder(argparse.Namespace(output=None, dataset_id=args.dataset_id, config=args.config,
+                                                        overrides=args.overrides)))
     try:
         script = render(args)
     except ValueError as e:

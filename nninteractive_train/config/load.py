@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import typing
 from pathlib import Path
@@ -11,11 +12,19 @@ from typing import Any
 import yaml
 
 from nninteractive_train.config.schema import RunConfig
+from nninteractive_train.errors import UserError
 from nninteractive_train.files import atomic_write_text
 
 
-class ConfigError(ValueError):
-    """A config file or override names an unknown key or a value of the wrong type."""
+class ConfigError(UserError):
+    """A config file or override names an unknown key or a value of the wrong type (``file``: the YAML file)."""
+
+
+def did_you_mean(word: str, known) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``known`` (difflib ratio >= 0.6), else the known names."""
+    known = sorted(str(k) for k in known)
+    close = difflib.get_close_matches(str(word), known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
 
 
 def _field_types(cls) -> dict[str, Any]:
@@ -64,10 +73,14 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 
 def _build(cls, data: dict, where: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'the config'}: expected a mapping of keys to values, got {data!r}")
     types = _field_types(cls)
-    unknown = sorted(set(data) - set(types))
+    unknown = sorted(set(data) - set(types), key=str)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(types)}")
+        section = f"{where}: " if where else ""
+        names = ", ".join(f"{k!r}{did_you_mean(k, types)}" for k in unknown)
+        raise ConfigError(f"{section}unknown key{'s' if len(unknown) > 1 else ''} {names}")
     kwargs = {k: _coerce(v, types[k], f"{where}.{k}" if where else k) for k, v in data.items()}
     return cls(**kwargs)
 
@@ -108,13 +121,36 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tu
         if not isinstance(tree, dict):
             raise ConfigError(f"config file {path}: top level must be a mapping")
     for ov in overrides:
-        _set_path(tree, *parse_override(ov))
+        key, value = parse_override(ov)
+        _check_override(key, value, ov)
+        _set_path(tree, key, value)
     try:
         cfg = _build(RunConfig, tree, "")
+        validate(cfg)
     except ConfigError as e:
-        raise ConfigError(f"{path or 'config'}: {e}") from None
-    validate(cfg)
+        raise ConfigError(e.what, path, e.hint) from None
     return cfg
+
+
+def _check_override(dotted: str, value: Any, override: str) -> None:
+    """An override's key must name a field of the schema (with a suggestion for a misspelt one) and its value
+    must fit the field's type: the error names the override, not the YAML file."""
+    cls = RunConfig
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        if typing.get_origin(cls) is dict:  # a mapping field (e.g. interaction.agent_weights) takes any key
+            return
+        if not dataclasses.is_dataclass(cls):
+            raise ConfigError(f"override {override!r}: {'.'.join(parts[:i])} is not a section")
+        types = _field_types(cls)
+        if part not in types:
+            where = ".".join(parts[:i]) or "the config"
+            raise ConfigError(f"override {override!r}: unknown key {part!r} in {where}{did_you_mean(part, types)}")
+        cls = types[part]
+    try:
+        _coerce(value, cls, dotted)
+    except ConfigError as e:
+        raise ConfigError(f"override {override!r}: {e.what}") from None
 
 
 OPTIMIZERS = ("sgd", "adamw")

@@ -32,6 +32,9 @@ defines the experiment and cannot change under a running one."""
 
 # set once at the start of a run from --pretrained; a config given again on resume leaves them empty
 _DERIVED = ("model.architecture", "model.pretrained", "model.export_patch_size")
+# decided by nnU-Net's environment variables (nnUNet_compile, nnUNet_n_proc_DA; nnunet_env.apply_env), whose
+# values at the start are what config.yaml records: a YAML given again does not know them
+ENVIRONMENT_KEYS = ("training.compile", "training.num_data_workers")
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
@@ -78,7 +81,9 @@ def resume_config(saved: RunConfig, given: RunConfig | None, allow: Iterable[str
     ``given`` (the config given on the command line, None = none given).
 
     Fields set at the start of a run from ``--pretrained`` (``model.architecture``, ``model.pretrained``,
-    ``model.export_patch_size``) count as equal when ``given`` leaves them empty.
+    ``model.export_patch_size``) count as equal when ``given`` leaves them empty, and the keys that nnU-Net's
+    environment variables decide (``ENVIRONMENT_KEYS``) are not compared: the run's values hold unless allowed
+    (the variables themselves still apply on top, ``nnunet_env.apply_env``).
 
     Raises:
         ConfigError: ``given`` differs in keys not in ``allow`` (all of them listed, with both values), or
@@ -92,21 +97,24 @@ def resume_config(saved: RunConfig, given: RunConfig | None, allow: Iterable[str
             raise ConfigError(f"--allow-config-change {key}: no such config key")
         if key not in CHANGEABLE_ON_RESUME:
             raise ConfigError(f"--allow-config-change {key}: this key defines the experiment and cannot change on "
-                              f"resume; changeable: {', '.join(CHANGEABLE_ON_RESUME)}")
+                              f"resume", hint=f"changeable: {', '.join(CHANGEABLE_ON_RESUME)}")
     if given is None:
         return copy.deepcopy(saved)
     given_tree = to_dict(given)
     for key in _DERIVED:
         if _get(given_tree, key) is None:
             _set(given_tree, key, copy.deepcopy(_get(saved_tree, key)))
+    for key in ENVIRONMENT_KEYS:
+        if key not in allow:
+            _set(given_tree, key, copy.deepcopy(_get(saved_tree, key)))
     diff = config_diff(saved_tree, given_tree)
     bad = [k for k in diff if k not in allow]
     if bad:
         fs, fg = flatten(saved_tree), flatten(given_tree)
         lines = "; ".join(f"{k}: run {fs.get(k)!r}, given {fg.get(k)!r}" for k in bad)
-        raise ConfigError(f"the config given differs from the run's {where} in {len(bad)} key(s): {lines}. The run "
-                          f"folder's config is used on resume: give no --config (or the same one), or allow a "
-                          f"change with --allow-config-change KEY (changeable: {', '.join(CHANGEABLE_ON_RESUME)})")
+        raise ConfigError(f"the config given differs from the run's in {len(bad)} key(s): {lines}", where,
+                          hint=f"a resume uses the run folder's config: give no --config (or the same one), or allow "
+                               f"a change with --allow-config-change KEY (changeable: {', '.join(CHANGEABLE_ON_RESUME)})")
     for key in diff:
         _set(saved_tree, key, copy.deepcopy(_get(given_tree, key)))
     return from_dict(saved_tree)

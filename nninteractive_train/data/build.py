@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..errors import SetupError
 from ..files import atomic_write_json, replace_dir
 from .case_io import CaseError, link_or_copy, place_image, read_image, read_label, write_label
 from .dataset_list import CollectionSpec, DatasetListError, LabelRule, load_dataset_list, resolve_labels
@@ -70,8 +71,9 @@ def _safe(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]", "_", s)
 
 
-def plan_jobs(spec: CollectionSpec) -> tuple[list[CaseJob], list[dict]]:
-    """Resolve every dataset of ``spec`` and list its case jobs.
+def plan_jobs(spec: CollectionSpec, *, evaluation: bool = False) -> tuple[list[CaseJob], list[dict]]:
+    """Resolve the training datasets of ``spec`` (or, with ``evaluation``, its ``evaluation_only`` datasets) and
+    list their case jobs; the other datasets are skipped with a log line.
 
     Returns ``(jobs, dataset_meta)``. Raises :class:`DatasetListError` (naming the list file and dataset) for an
     unresolvable source or label, :class:`CaseError` for a case with missing image channels.
@@ -81,13 +83,17 @@ def plan_jobs(spec: CollectionSpec) -> tuple[list[CaseJob], list[dict]]:
     jobs, metas = [], []
     for spec_ds in spec.datasets:
         where = f"{spec.path}: dataset {spec_ds.name!r}"
+        if spec_ds.evaluation_only != evaluation:
+            # held-out test sets must never reach a training collection (and training sets not an evaluation one)
+            log.info("%s is %s; skipped", where, "evaluation-only" if spec_ds.evaluation_only else "a training dataset")
+            continue
         if spec_ds.source is None:
             log.warning("%s has no source (not mapped to a local dataset); skipped", where)
             continue
         try:
             folder = find_dataset(spec_ds.source)
-        except (FileNotFoundError, RuntimeError) as e:
-            raise DatasetListError(f"{where}: source {spec_ds.source!r} not found ({e})") from None
+        except SetupError as e:
+            raise DatasetListError(f"{where}: source {spec_ds.source!r} not found ({e.what})", e.file) from None
         dj_file = folder / "dataset.json"
         if not dj_file.is_file():
             raise DatasetListError(f"{where}: {dj_file} is missing")
@@ -130,7 +136,8 @@ def plan_jobs(spec: CollectionSpec) -> tuple[list[CaseJob], list[dict]]:
             )
             jobs.append(_with_signature(job))
     if not jobs:
-        raise DatasetListError(f"{spec.path}: no cases to build (are the sources mapped?)")
+        which = "evaluation_only" if evaluation else "training (not evaluation_only)"
+        raise DatasetListError(f"{spec.path}: no cases to build from its {which} datasets (are the sources mapped?)")
     ids = [i for j in jobs for i in j.out_ids]
     if len(set(ids)) != len(ids):
         dupes = sorted({i for i in ids if ids.count(i) > 1})[:5]
@@ -260,6 +267,7 @@ def build_collection(
     num_processes: int = 1,
     link_images: bool = False,
     progress: bool = True,
+    evaluation: bool = False,
 ) -> BuildResult:
     """Build the collection declared in ``list_file`` as ``$nnUNet_raw/Dataset{dataset_id:03d}_{name}``.
 
@@ -271,6 +279,8 @@ def build_collection(
         num_processes: worker processes for conversion (1 = in this process).
         link_images: hard-link ``.nii.gz`` source images instead of copying them (saves disk; an in-place edit
             of a source then changes the merged dataset too).
+        evaluation: build only the datasets marked ``evaluation_only`` (held-out test sets) instead of the
+            training datasets.
 
     Raises :class:`~nninteractive_train.data.dataset_list.DatasetListError` or
     :class:`~nninteractive_train.data.case_io.CaseError` (naming the file) and leaves the output folder as it was.
@@ -282,7 +292,7 @@ def build_collection(
     if clash:
         raise DatasetListError(f"{spec.path}: dataset id {dataset_id} is already used by {clash} in {raw}")
     _restore_interrupted_swap(out)
-    jobs, metas = plan_jobs(spec)
+    jobs, metas = plan_jobs(spec, evaluation=evaluation)
     if link_images:
         jobs = [CaseJob(**{**j.__dict__, "link_images": True}) for j in jobs]
     staging = raw / f".{out.name}.building"
@@ -310,7 +320,8 @@ def build_collection(
         bar.close()
 
     cases = [c for j in jobs if j.key in records for c in records[j.key]["cases"]]
-    meta = {"name": name or spec.name, "list_file": str(spec.path), "list_sha256": spec.sha256, "datasets": metas}
+    meta = {"name": name or spec.name, "list_file": str(spec.path), "list_sha256": spec.sha256, "datasets": metas,
+            "evaluation": evaluation}  # an evaluation build holds only held-out (evaluation_only) datasets
     manifest = Manifest.from_cases(meta, cases)
     _finalise(staging, out, manifest, skipped, {j.key for j in jobs if j.key in records})
     log.info("built %s: %d cases, %d objects (%d converted, %d reused, %d skipped)", out, manifest.n_cases,

@@ -16,14 +16,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-
-class CaseError(ValueError):
-    """A bad source case; the message starts with the offending file."""
-
-    def __init__(self, file: str | os.PathLike, problem: str):
-        self.file = str(file)
-        self.problem = problem
-        super().__init__(f"{file}: {problem}")
+from nninteractive_train.errors import CaseError  # re-exported: a bad source case names its file
 
 
 def read_header(file: str | os.PathLike) -> dict:

@@ -17,11 +17,13 @@ from typing import Any
 
 import yaml
 
+from nninteractive_train.errors import UserError
+
 FORMAT_VERSION = 1
 OBJECT_MODES = ("components", "whole")
 
 
-class DatasetListError(ValueError):
+class DatasetListError(UserError):
     """A problem in a dataset list file; the message names the file and the entry."""
 
 
@@ -76,7 +78,11 @@ class DatasetSpec:
     skip_cases: tuple[str, ...] = ()
     """Source case identifiers to leave out."""
     info: dict[str, Any] = field(default_factory=dict)
-    """Informational fields (images, modality, targets, notes, ...): copied into the manifest, not used."""
+    """Informational fields (images, modality, targets, reference, notes, ...): copied into the manifest, not
+    used for building or sampling."""
+    evaluation_only: bool = False
+    """A held-out dataset (e.g. the paper's Table A2): never built into a training collection, only into an
+    evaluation collection (``build_collection(..., evaluation=True)``)."""
 
 
 @dataclass(frozen=True)
@@ -88,11 +94,18 @@ class CollectionSpec:
     path: Path
     sha256: str
 
+    def selected(self, *, evaluation: bool = False) -> tuple[DatasetSpec, ...]:
+        """The training datasets (default) or, with ``evaluation=True``, the ``evaluation_only`` ones, in list
+        order."""
+        return tuple(d for d in self.datasets if d.evaluation_only == evaluation)
 
-_INFO_KEYS = {"images", "modality", "targets", "notes", "paper_name", "url", "license"}
+
+_INFO_KEYS = {"images", "modality", "targets", "notes", "paper_name", "url", "license", "reference",
+              "reference_from", "targets_from"}
+TARGETS_FROM = ("table", "public")
 _DATASET_KEYS = (
     {"name", "source", "weight", "labels", "ignore", "combinations", "object_probs", "allow_empty", "channels",
-     "skip_cases", "instance_labels"} | _RULE_KEYS | _INFO_KEYS
+     "skip_cases", "instance_labels", "evaluation_only"} | _RULE_KEYS | _INFO_KEYS
 )
 
 
@@ -120,7 +133,7 @@ def load_dataset_list(path: str | os.PathLike) -> CollectionSpec:
     if not isinstance(defaults, dict):
         raise DatasetListError(f"{path}: 'defaults' must be a mapping")
     _check_keys(defaults, _DATASET_KEYS - {"name", "source", "labels", "combinations", "object_probs",
-                                           "skip_cases"} - _INFO_KEYS, f"{path}: defaults")
+                                           "skip_cases", "evaluation_only"} - _INFO_KEYS, f"{path}: defaults")
     entries = doc.get("datasets")
     if not isinstance(entries, list) or not entries:
         raise DatasetListError(f"{path}: 'datasets' must be a non-empty list")
@@ -212,6 +225,9 @@ def _parse_dataset(d: dict, where: str) -> DatasetSpec:
     allow_empty = d.get("allow_empty", False)
     if not isinstance(allow_empty, bool):
         raise DatasetListError(f"{where}: allow_empty must be true or false")
+    evaluation_only = d.get("evaluation_only", False)
+    if not isinstance(evaluation_only, bool):
+        raise DatasetListError(f"{where}: evaluation_only must be true or false")
     inst = d.get("instance_labels")
     if inst is not None:
         if not isinstance(inst, str) or not inst:
@@ -223,8 +239,34 @@ def _parse_dataset(d: dict, where: str) -> DatasetSpec:
         ignore=_str_tuple(d.get("ignore"), "ignore", where), combinations=combos, object_probs=probs,
         allow_empty=allow_empty, instance_labels=inst, channels=tuple(channels),
         skip_cases=_str_tuple(d.get("skip_cases"), "skip_cases", where),
-        info={k: d[k] for k in _INFO_KEYS if k in d},
+        info=_parse_info(d, where), evaluation_only=evaluation_only,
     )
+
+
+def _parse_info(d: dict, where: str) -> dict[str, Any]:
+    """The informational keys of a dataset entry, type-checked (they are never used for building or sampling,
+    but a published count or link that does not parse is a typo worth stopping for)."""
+    info = {k: d[k] for k in _INFO_KEYS if k in d}
+    images = info.get("images")
+    if images is not None and (not isinstance(images, int) or isinstance(images, bool) or images < 0):
+        raise DatasetListError(f"{where}: images (the published image count) must be a non-negative integer or "
+                               f"null, got {images!r}")
+    for k in ("reference", "url"):
+        v = info.get(k)
+        if v is not None and (not isinstance(v, str) or not v.startswith(("http://", "https://"))):
+            raise DatasetListError(f"{where}: {k} must be an http(s) link or null, got {v!r}")
+    for k in ("paper_name", "reference_from", "modality", "notes", "license"):
+        if info.get(k) is not None and not isinstance(info[k], str):
+            raise DatasetListError(f"{where}: {k} must be a string, got {info[k]!r}")
+    if info.get("reference_from") is not None and info.get("reference") is None:
+        raise DatasetListError(f"{where}: reference_from names the table row a reference was taken from, but "
+                               f"there is no reference")
+    if "targets_from" in info and info["targets_from"] not in TARGETS_FROM:
+        raise DatasetListError(f"{where}: targets_from must be one of {TARGETS_FROM}, got {info['targets_from']!r}")
+    targets = info.get("targets")
+    if targets is not None and (not isinstance(targets, list) or not all(isinstance(t, str) for t in targets)):
+        raise DatasetListError(f"{where}: targets must be a list of strings, got {targets!r}")
+    return info
 
 
 @dataclass(frozen=True)

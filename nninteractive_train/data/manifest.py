@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from nninteractive_train.errors import UserError
+
 MANIFEST_NAME = "nnInteractive_manifest.npz"
 FORMAT_VERSION = 1
 
@@ -47,7 +49,7 @@ _ARRAYS = {
 }
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError):
     """An unreadable or inconsistent manifest; the message names the file."""
 
 
@@ -263,6 +265,7 @@ class Manifest:
 def find_manifest(dataset: int | str) -> Path:
     """The manifest of a dataset: ``$nnUNet_preprocessed/<dataset>/`` first (a copy made at preprocessing), then
     ``$nnUNet_raw/<dataset>/``, or ``dataset`` itself when it is a path to a manifest file or dataset folder."""
+    from ..errors import SetupError
     from .paths import find_dataset
 
     p = Path(str(dataset))
@@ -276,12 +279,12 @@ def find_manifest(dataset: int | str) -> Path:
             continue
         try:
             folder = find_dataset(dataset, var=var)
-        except FileNotFoundError as e:
-            tried.append(str(e))
+        except SetupError as e:
+            tried.append(f"{e.what} ({e.file})" if e.file else e.what)
             continue
         if (folder / MANIFEST_NAME).is_file():
             return folder / MANIFEST_NAME
         tried.append(f"{folder / MANIFEST_NAME} does not exist")
-    raise FileNotFoundError(f"no collection manifest for dataset {dataset!r}: " + "; ".join(tried or ["nnUNet_raw "
-                                                                                                    "is not set"]))
+    raise SetupError(f"no collection manifest for dataset {dataset!r}: " + "; ".join(tried or ["nnUNet_raw is not set"]),
+                     hint=f"build one with nnInteractive_build_collection LIST.yaml -d {dataset}")
 

@@ -10,6 +10,8 @@ import os
 import re
 from pathlib import Path
 
+from nninteractive_train.errors import SetupError, UsageError
+
 _DATASET_RE = re.compile(r"^Dataset(\d{3})_(.+)$")
 
 
@@ -17,16 +19,17 @@ def env_folder(var: str) -> Path:
     """The folder named by environment variable ``var`` (e.g. ``"nnUNet_raw"``); a clear error if unset."""
     value = os.environ.get(var)
     if not value:
-        raise RuntimeError(f"environment variable {var} is not set; nnU-Net needs it to locate datasets")
+        raise SetupError(f"environment variable {var} is not set; nnU-Net needs it to locate datasets",
+                         hint="export nnUNet_raw, nnUNet_preprocessed and nnUNet_results (README, 'Setup')")
     return Path(value)
 
 
 def dataset_folder_name(dataset_id: int, name: str) -> str:
     """nnU-Net's folder name for a dataset: ``Dataset{id:03d}_{name}``."""
     if not 0 < int(dataset_id) < 1000:
-        raise ValueError(f"dataset id must be in 1..999, got {dataset_id}")
+        raise UsageError(f"dataset id must be in 1..999, got {dataset_id}")
     if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
-        raise ValueError(f"dataset name {name!r} may only contain letters, digits, '_' and '-'")
+        raise UsageError(f"dataset name {name!r} may only contain letters, digits, '_' and '-'")
     return f"Dataset{int(dataset_id):03d}_{name}"
 
 
@@ -40,26 +43,47 @@ def find_dataset(ref: int | str, root: str | os.PathLike | None = None, *, var: 
         var: which nnU-Net environment variable holds the root.
 
     Returns:
-        The dataset folder. Raises ``FileNotFoundError`` (naming the root) if none or several match.
+        The dataset folder. Raises :class:`SetupError` (naming the root) if none or several match.
     """
     if isinstance(ref, (str, os.PathLike)) and not str(ref).isdigit():
         p = Path(ref).expanduser()
         if p.is_dir():
             return p.resolve()
         if os.sep in str(ref) or str(ref).startswith("."):
-            raise FileNotFoundError(f"dataset folder {p} does not exist")
+            raise SetupError("dataset folder does not exist", p)
     base = Path(root) if root is not None else env_folder(var)
     if not base.is_dir():
-        raise FileNotFoundError(f"{var} folder {base} does not exist")
+        raise SetupError(f"the {var} folder does not exist", base)
     if str(ref).isdigit():
         prefix = f"Dataset{int(ref):03d}_"
         hits = sorted(p for p in base.iterdir() if p.is_dir() and p.name.startswith(prefix))
     else:
         hits = [base / str(ref)] if (base / str(ref)).is_dir() else []
-    if len(hits) != 1:
-        what = "no" if not hits else f"{len(hits)} ({', '.join(h.name for h in hits)})"
-        raise FileNotFoundError(f"{what} dataset folder for {ref!r} in {base}")
+    if len(hits) > 1:
+        raise SetupError(f"{len(hits)} dataset folders for {ref!r} ({', '.join(h.name for h in hits)})", base,
+                         hint="dataset ids must be unique: rename or remove one")
+    if not hits:
+        what = (f"no dataset with id {int(ref)}: no folder Dataset{int(ref):03d}_* in {var}" if str(ref).isdigit()
+                else f"no dataset folder {ref} in {var}")
+        raise SetupError(what, base, hint=_missing_hint(ref, var))
     return hits[0]
+
+
+def _missing_hint(ref, var: str) -> str:
+    """The step that creates a dataset's folder under ``var``."""
+    if var == "nnUNet_raw":
+        return "put the raw dataset there (nnU-Net's format) or generate one with nnInteractive_make_synthetic"
+    if var == "nnUNet_preprocessed":
+        return f"run nnInteractive_plan_and_preprocess -d {ref} first"
+    return f"train it first (nnInteractive_train -d {ref})"
+
+
+def dataset_id_of_ref(ref: int | str, var: str = "nnUNet_raw") -> int:
+    """The numeric id of ``-d``'s value: an id as is; a ``DatasetXXX_Name`` after checking that the folder exists
+    under ``$var`` (so that a misspelt name is an error, not another dataset with the same id)."""
+    if isinstance(ref, int) or str(ref).isdigit():
+        return int(ref)
+    return dataset_id_of(find_dataset(str(ref), var=var))
 
 
 def dataset_id_of(folder: str | os.PathLike) -> int | None:
@@ -88,15 +112,16 @@ def find_preprocessed_config(dataset: int | str, plans: str | None = None, confi
 
             cfgs = json.loads(plans_file.read_text()).get("configurations", {})
             if configuration not in cfgs:
-                raise ValueError(f"{plans_file}: no configuration {configuration!r}; has {sorted(cfgs)}")
+                raise SetupError(f"no configuration {configuration!r} in the plans (it has {sorted(cfgs)})",
+                                 plans_file)
             ident = _data_identifier(cfgs, configuration, plans)
             if (base / ident).is_dir():
                 return base / ident
         folder = base / f"{plans}_{configuration}"
         if folder.is_dir():
             return folder
-        raise FileNotFoundError(
-            f"no preprocessed folder for plans {plans!r}, configuration {configuration!r} in {base}")
+        raise SetupError(f"no preprocessed folder for plans {plans!r}, configuration {configuration!r}", base,
+                         hint=f"run nnInteractive_plan_and_preprocess -d {dataset} first")
     cands = sorted(
         p for p in base.iterdir()
         if p.is_dir() and any(f.suffix == ".b2nd" for f in p.iterdir())
@@ -106,10 +131,9 @@ def find_preprocessed_config(dataset: int | str, plans: str | None = None, confi
     if len(cands) != 1:
         what = "no" if not cands else f"{len(cands)}"
         names = ", ".join(c.name for c in cands)
-        raise FileNotFoundError(
-            f"{what} preprocessed folders with .b2nd files in {base}{': ' + names if cands else ''}; "
-            f"name the plans identifier and configuration"
-        )
+        raise SetupError(f"{what} preprocessed folders with .b2nd files{': ' + names if cands else ''}", base,
+                         hint="name the plans identifier and configuration (-p, -c)" if cands else
+                         f"run nnInteractive_plan_and_preprocess -d {dataset} first")
     return cands[0]
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from nninteractive_train.data.paths import dataset_folder_name  # checks the id (1..999) and the name
+from nninteractive_train.errors import SetupError, UsageError
 from nninteractive_train.files import atomic_write_json, replace_dir
 
 LABELS = {"background": 0, "sphere": 1, "ellipsoid": 2, "tube": 3, "blob": 4}
@@ -117,10 +119,6 @@ def make_case(
     return image.astype(np.float32), label
 
 
-def dataset_folder_name(dataset_id: int, name: str = "Synthetic") -> str:
-    return f"Dataset{int(dataset_id):03d}_{name}"
-
-
 def _write_nifti(array: np.ndarray, spacing, path: Path) -> None:
     import SimpleITK as sitk
 
@@ -159,14 +157,14 @@ def write_dataset(
     renamed, so an interrupted run leaves no half-written dataset.
     """
     if num_cases < 1:
-        raise ValueError(f"num_cases must be >= 1, got {num_cases}")
+        raise UsageError(f"the number of cases must be >= 1, got {num_cases}")
     raw_root = Path(raw_root)
     raw_root.mkdir(parents=True, exist_ok=True)
     existing = [p for p in raw_root.glob(f"Dataset{int(dataset_id):03d}_*") if p.is_dir()]
     final = raw_root / dataset_folder_name(dataset_id, name)
     for p in existing:
         if p != final:
-            raise FileExistsError(f"dataset id {dataset_id} is already used by {p}; pick another id")
+            raise SetupError(f"dataset id {dataset_id} is already used by {p.name}", p, hint="pick another id")
     tmp = Path(tempfile.mkdtemp(dir=raw_root, prefix=f".{final.name}."))
     (tmp / "imagesTr").mkdir()
     (tmp / "labelsTr").mkdir()

@@ -17,17 +17,14 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from nninteractive_train.errors import CaseError
 from nninteractive_train.files import atomic_write_json, replace_dir
 
 Box = tuple[tuple[int, int], ...]  # (start, stop) per array axis
 
 
-class SourceError(ValueError):
-    """A demo source file is missing or not what the converter expects; the message names the file."""
-
-    def __init__(self, file: str | os.PathLike, problem: str):
-        super().__init__(f"{file}: {problem}")
-        self.file = str(file)
+class SourceError(CaseError):
+    """A demo source file is missing or not what the converter expects; ``str()`` is ``"<file>: <problem>"``."""
 
 
 def read(path: str | os.PathLike) -> sitk.Image:

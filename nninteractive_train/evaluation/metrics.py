@@ -2,7 +2,8 @@
 
 Conventions (documented because libraries differ): two empty masks agree perfectly (Dice = NSD = 1; MONAI
 returns NaN), one empty and one non-empty mask score 0. NSD counts surface *voxels* (MONAI's
-``compute_surface_dice`` with ``use_subvoxels=False``), not DeepMind's surface-element areas.
+``compute_surface_dice`` with ``use_subvoxels=False``), not DeepMind's surface-element areas; the segfm3d
+protocol scores NSD with those, as the challenge does (`surface_distance.surface_dice`).
 """
 
 from __future__ import annotations

@@ -5,12 +5,15 @@ switches kind at every step), one initial prompt on the object, then ``steps`` f
 ``nninteractive_train.simulation`` from the current error (a component chosen ∝ size; FN → positive, FP →
 negative).
 
-segfm3d (CVPR 2025 "Foundation Models for Interactive 3D Biomedical Image Segmentation"): a 2D box on the
-object's largest slice along array axis 0, then up to ``steps`` clicks, each at the EDT maximum of the largest
-error component (`segfm3d_click`).
+segfm3d (CVPR 2025 "Foundation Models for Interactive 3D Biomedical Image Segmentation"), with the challenge's
+own rules (`segfm3d`): its targets are the classes (label values), not components; the challenge's box (a 2D box
+on the class's middle slice along array axis 0, randomly widened), then ``steps`` clicks at the EDT maximum of
+the largest error component; Dice and NSD by surface elements (`surface_distance`) per class and step. The
+challenge's per-case metrics (class means, NSD gate, AUC over the clicks) are computed from these rows
+(`report.challenge_cases`).
 
 Step 0 is the initial prompt, so a run has ``steps + 1`` rows; the prediction after a step is the session's
-target buffer. When no error is left the user stops: the remaining rows repeat the metrics with prompt "none".
+target buffer. When no error is left no prompt is given: the remaining rows repeat the metrics with prompt "none".
 """
 
 from __future__ import annotations
@@ -18,16 +21,15 @@ from __future__ import annotations
 import time
 from typing import Callable, Sequence
 
-import cc3d
-import edt
 import numpy as np
 
 from nninteractive_train.evaluation.metrics import dice, nsd
-from nninteractive_train.evaluation.objects import find_objects
+from nninteractive_train.evaluation.objects import TargetObject, find_objects
+from nninteractive_train.evaluation.segfm3d import box_to_prompt, challenge_box, challenge_click
 from nninteractive_train.evaluation.session import apply_prompt, quiet
+from nninteractive_train.evaluation.surface_distance import surface_dice
 
-__all__ = ["PER_KIND", "SEGFM3D_KIND", "PROTOCOLS", "largest_slice_box", "segfm3d_click", "run_object",
-           "evaluate_case"]
+__all__ = ["PER_KIND", "SEGFM3D_KIND", "PROTOCOLS", "class_targets", "run_object", "evaluate_case"]
 
 PER_KIND = ("point", "bbox", "lasso", "scribble", "random")
 SEGFM3D_KIND = "bbox_clicks"
@@ -35,57 +37,24 @@ PROTOCOLS = {"per-kind": PER_KIND, "segfm3d": (SEGFM3D_KIND,)}
 _RUNS = PER_KIND + (SEGFM3D_KIND,)  # fixed order: each (object, run) gets its own seed, whatever is selected
 
 
-def largest_slice_box(target: np.ndarray) -> list[list[int]]:
-    """The segfm3d initial prompt: the 2D bounding box of `target` on its slice along array axis 0 with the
-    most voxels (the first such slice on ties), as [[z, z + 1], [lo, hi), [lo, hi)]."""
-    counts = np.count_nonzero(target, axis=(1, 2))
-    if not counts.any():
-        raise ValueError("target is empty: no box to draw")
-    z = int(np.argmax(counts))
-    ys = np.flatnonzero(target[z].any(axis=1))
-    xs = np.flatnonzero(target[z].any(axis=0))
-    return [[z, z + 1], [int(ys[0]), int(ys[-1]) + 1], [int(xs[0]), int(xs[-1]) + 1]]
+def _segfm3d_prompt(step: int, target: np.ndarray, prediction, rng: np.random.Generator):
+    """The challenge's prompt at `step`: its box (step 0, widened by a shift drawn from `rng` as the challenge's
+    ``randint(0, 6)``), then its click; None when the class has no error left."""
+    if step == 0:
+        return "bbox", True, {"bbox": box_to_prompt(challenge_box(target, int(rng.integers(0, 6))))}
+    click = challenge_click(target, prediction)
+    return None if click is None else ("point", click[1], {"coords": click[0]})
 
 
-def segfm3d_click(
-    target: np.ndarray, prediction: np.ndarray, spacing: Sequence[float] | None = None
-) -> tuple[tuple[int, int, int], bool] | None:
-    """The segfm3d refinement click: the EDT maximum of the largest error component.
-
-    As in the challenge's evaluation script (CVPR25_iter_eval.py): the error is ``target != prediction`` (FN and
-    FP together), split into 26-connected components; in the largest one (the lowest label on ties) the click
-    goes to the voxel farthest from the component's boundary, the volume border counting as boundary. The click
-    is positive when it lands on the target (an FN voxel), negative otherwise (FP). Differences: the EDT here
-    uses `spacing` (the challenge's is isotropic in voxels; pass None for that), and ties of the maximum go to
-    the first voxel in C order instead of a seeded random choice.
-
-    Args:
-        target, prediction: bool (X, Y, Z).
-        spacing: voxel size in mm per axis (None: isotropic).
-
-    Returns:
-        ((x, y, z), positive), or None when the prediction equals the target.
-    """
-    target = np.asarray(target, bool)
-    prediction = np.asarray(prediction, bool)
-    if target.shape != prediction.shape:
-        raise ValueError(f"prediction shape {prediction.shape} differs from target shape {target.shape}")
-    error = target != prediction
-    if not error.any():
-        return None
-    labels = cc3d.connected_components(error, connectivity=26)
-    stats = cc3d.statistics(labels)
-    sizes = np.asarray(stats["voxel_counts"]).copy()
-    sizes[0] = 0
-    largest = int(np.argmax(sizes))
-    box = stats["bounding_boxes"][largest]
-    component = np.ascontiguousarray(labels[box] == largest)
-    # black_border: outside the crop is either outside the component or outside the volume, both boundary.
-    dist = edt.edtsq(component, anisotropy=(1.0, 1.0, 1.0) if spacing is None else tuple(map(float, spacing)),
-                     black_border=True, parallel=1)
-    local = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    click = tuple(int(b.start) + int(i) for b, i in zip(box, local))
-    return click, bool(target[click])
+def _measure(run: str, prediction: np.ndarray, target: np.ndarray, spacing, tolerance) -> tuple[float, float]:
+    """Dice and NSD after a step: segfm3d's NSD by surfel areas as the challenge's (ungated: its DSC > 0.2 gate
+    is a per-case rule, applied in `report.challenge_cases`), per-kind's by surface voxels (`metrics.nsd`)."""
+    d = dice(prediction, target)
+    if tolerance is None:
+        return d, float("nan")
+    if run == SEGFM3D_KIND:
+        return d, surface_dice(target, prediction, (1.0, 1.0, 1.0) if spacing is None else spacing, tolerance)
+    return d, nsd(prediction, target, spacing, tolerance)
 
 
 def _run_steps(session, target: np.ndarray, buffer: np.ndarray, run: str, *, steps: int,
@@ -104,11 +73,7 @@ def _run_steps(session, target: np.ndarray, buffer: np.ndarray, run: str, *, ste
     rows = []
     for step in range(steps + 1):
         if run == SEGFM3D_KIND:
-            if step == 0:
-                prompt = ("bbox", True, {"bbox": largest_slice_box(target)})
-            else:
-                click = segfm3d_click(target, prediction, spacing)
-                prompt = None if click is None else ("point", click[1], {"coords": click[0]})
+            prompt = _segfm3d_prompt(step, target, prediction, rng)
         else:
             p = simulate_prompt(agent.next_kind(rng=rng), target, prediction, rng=rng, spacing=spacing)
             prompt = None if p is None else (p.kind, p.positive, {"coords": p.coords, "bbox": p.bbox,
@@ -120,8 +85,7 @@ def _run_steps(session, target: np.ndarray, buffer: np.ndarray, run: str, *, ste
             apply_prompt(session, kind, positive, **where)
             row.update(prompt=kind, positive=bool(positive), seconds=time.perf_counter() - t0)
             prediction = buffer.astype(bool)
-            d = dice(prediction, target)
-            s = nsd(prediction, target, spacing, tolerance) if tolerance is not None else float("nan")
+            d, s = _measure(run, prediction, target, spacing, tolerance)
         row.update(dice=d, nsd=s)
         rows.append(row)
     return rows
@@ -134,12 +98,12 @@ def run_object(session, target: np.ndarray, buffer: np.ndarray, run: str, *, ste
 
     Args:
         session: an ``nnInteractiveInferenceSession`` after ``set_image`` and ``set_target_buffer(buffer)``.
-        target: bool (X, Y, Z), the object.
+        target: bool (X, Y, Z), the object (for segfm3d: the whole class).
         buffer: the session's target buffer (uint8 (X, Y, Z)); it holds the prediction after each call.
         run: a per-kind kind ("point", "bbox", "lasso", "scribble", "random") or ``SEGFM3D_KIND``.
         steps: follow-ups after the initial prompt.
-        rng: random source of the simulated prompts (segfm3d uses none).
-        spacing: voxel size in mm per axis, for the simulators, the segfm3d EDT and NSD.
+        rng: random source of the simulated prompts (segfm3d: of its box's widening only).
+        spacing: voxel size in mm per axis, for the simulators and NSD (the challenge's click EDT is in voxels).
         tolerance: NSD tolerance in mm; None skips NSD (reported as NaN).
 
     Returns:
@@ -150,6 +114,36 @@ def run_object(session, target: np.ndarray, buffer: np.ndarray, run: str, *, ste
         raise ValueError(f"unknown run {run!r}; expected one of {_RUNS}")
     return _run_steps(session, np.asarray(target, bool), buffer, run, steps=steps, rng=rng, spacing=spacing,
                       tolerance=tolerance)
+
+
+def class_targets(label: np.ndarray, *, max_objects: int | None = None, order: str = "largest",
+                  rng: np.random.Generator | None = None) -> list[TargetObject]:
+    """The segfm3d targets: one per label value > 0 present (the challenge scores classes, not components, and
+    has no minimum size), largest first (ties by value), capped like `find_objects`.
+
+    Args:
+        label: int (X, Y, Z).
+        max_objects, order, rng: the cap, as in `find_objects` (the challenge itself scores every class).
+
+    Returns:
+        TargetObject per class: ``label`` the value, ``index`` its rank by size, ``crop`` its bounding box.
+    """
+    label = np.asarray(label)
+    found = []
+    for value in np.unique(label[label > 0]):
+        mask = label == value
+        box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(mask))
+        found.append((int(np.count_nonzero(mask)), int(value), box, mask[box]))
+    found.sort(key=lambda f: (-f[0], f[1]))
+    targets = [TargetObject(value, i, n, tuple(b.start for b in box), np.ascontiguousarray(crop), tuple(label.shape))
+               for i, (n, value, box, crop) in enumerate(found)]
+    if max_objects is not None and len(targets) > max_objects:
+        if order == "largest":
+            return targets[:max_objects]
+        if rng is None:
+            raise ValueError("order='random' needs an rng")
+        return [targets[int(i)] for i in np.sort(rng.choice(len(targets), size=max_objects, replace=False))]
+    return targets
 
 
 def _check_case(image: np.ndarray, label: np.ndarray) -> None:
@@ -188,20 +182,21 @@ def evaluate_case(
     Args:
         session: a loaded ``nnInteractiveInferenceSession`` (its image is replaced).
         image: float (C, X, Y, Z), C = the model's image channels.
-        label: int (X, Y, Z); the objects are the 26-connected components of each value > 0 (`find_objects`).
+        label: int (X, Y, Z); per-kind's objects are the 26-connected components of each value > 0
+            (`find_objects`), segfm3d's the classes (`class_targets`).
         spacing: voxel size in mm per array axis.
         rng: random source: object subsetting, then one seed per (object, run).
         protocols: subset of ``PROTOCOLS``; kinds: the per-kind runs to do (subset of ``PER_KIND``).
         steps: follow-ups after the initial prompt.
         tolerance: NSD tolerance in mm (None: no NSD).
-        min_object_size, max_objects, object_order: see `find_objects`.
+        min_object_size, max_objects, object_order: see `find_objects` (segfm3d: only the cap applies).
         case: name written into the rows.
         on_run: called with the rows of each finished run (progress reporting).
         verbose: let the session print.
 
     Returns:
-        rows (one per object, protocol, kind and step) and failures (runs the session raised on, with the error;
-        their rows are left out).
+        rows (one per object (segfm3d: class), protocol, kind and step) and failures (runs the session raised on,
+        with the error; their rows are left out).
 
     Raises:
         ValueError: the case itself is unusable (shape mismatch, no object, non-finite image, ...).
@@ -218,26 +213,30 @@ def evaluate_case(
     if not objects:
         raise ValueError(f"label has no foreground object of >= {min_object_size} voxels (empty label)")
     seeds = rng.integers(0, 2**63 - 1, size=(len(objects), len(_RUNS)))
-    runs = [(p, k) for p in protocols for k in PROTOCOLS[p] if p != "per-kind" or k in kinds]
+    # (target, protocol, kind, seed) of every run; segfm3d's targets and seeds are drawn after the per-kind ones,
+    # so that adding or dropping segfm3d leaves the per-kind runs unchanged.
+    runs = [(obj, "per-kind", k, seeds[i, _RUNS.index(k)]) for i, obj in enumerate(objects)
+            for k in PER_KIND if "per-kind" in protocols and k in kinds]
+    if "segfm3d" in protocols:
+        classes = class_targets(label, max_objects=max_objects, order=object_order, rng=rng)
+        class_seeds = rng.integers(0, 2**63 - 1, size=len(classes))
+        runs += [(c, "segfm3d", SEGFM3D_KIND, seed) for c, seed in zip(classes, class_seeds)]
     buffer = np.zeros(label.shape, np.uint8)
     rows, failures = [], []
     with quiet(not verbose):
         session.set_image(image.astype(np.float32, copy=False))
         session.set_target_buffer(buffer)
-        for i, obj in enumerate(objects):
-            target = obj.mask()
-            for protocol, kind in runs:
-                run_rng = np.random.default_rng(int(seeds[i, _RUNS.index(kind)]))
-                head = {"case": case, "object": obj.index, "label": obj.label, "voxels": obj.voxels,
-                        "protocol": protocol, "kind": kind}
-                try:
-                    got = run_object(session, target, buffer, kind, steps=steps, rng=run_rng, spacing=spacing,
-                                     tolerance=tolerance)
-                except Exception as e:  # one failing run must not lose the case's other results
-                    failures.append({**head, "error": f"{type(e).__name__}: {e}"})
-                    continue
-                got = [{**head, **r} for r in got]
-                rows.extend(got)
-                if on_run is not None:
-                    on_run(got)
+        for obj, protocol, kind, seed in runs:
+            head = {"case": case, "object": obj.index, "label": obj.label, "voxels": obj.voxels,
+                    "protocol": protocol, "kind": kind}
+            try:
+                got = run_object(session, obj.mask(), buffer, kind, steps=steps, rng=np.random.default_rng(int(seed)),
+                                 spacing=spacing, tolerance=tolerance)
+            except Exception as e:  # one failing run must not lose the case's other results
+                failures.append({**head, "error": f"{type(e).__name__}: {e}"})
+                continue
+            got = [{**head, **r} for r in got]
+            rows.extend(got)
+            if on_run is not None:
+                on_run(got)
     return rows, failures

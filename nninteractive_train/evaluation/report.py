@@ -1,5 +1,6 @@
-"""Evaluation outputs: results.csv (one row per case, object, protocol, kind and step), the summary dict
-(per-step means, AUCs, finals, timings, counts) and Dice/NSD-vs-interaction plots; all written atomically."""
+"""Evaluation outputs: results.csv (one row per case, object, protocol, kind and step), segfm3d_cases.csv (the
+challenge's per-case metrics), the summary dict (per-step means, AUCs, finals, timings, counts) and
+Dice/NSD-vs-interaction plots; all written atomically."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import numpy as np
 
 from nninteractive_train.files import atomic_write_json, atomic_write_text
 from nninteractive_train.evaluation.metrics import auc
+from nninteractive_train.evaluation.segfm3d import case_metrics
 
-__all__ = ["COLUMNS", "write_csv", "summarize", "plot", "plot_learning_curve", "write_summary"]
+__all__ = ["COLUMNS", "write_csv", "challenge_cases", "write_challenge_csv", "summarize", "plot",
+           "plot_learning_curve", "write_summary"]
 
 COLUMNS = ("case", "object", "label", "voxels", "protocol", "kind", "step", "prompts", "prompt", "positive",
            "dice", "nsd", "seconds")
@@ -38,6 +41,60 @@ def write_csv(rows: Iterable[dict], path: str | os.PathLike) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+def challenge_cases(rows: Sequence[dict]) -> list[dict]:
+    """The challenge's per-case metrics (its ``{teamname}_metrics.csv`` row) from the segfm3d rows.
+
+    Per case, the segfm3d runs (one per class) give Dice and NSD (C, S); `segfm3d.case_metrics` makes the class
+    means, the NSD gate (0 where the step's DSC ≤ 0.2), the AUCs over the click steps and the finals. Times: the
+    challenge times one container run per step for all classes, here the session calls of all classes of that
+    step are added up; runtime_upperbound is its limit of 90 s per class.
+
+    Returns:
+        One dict per case (in order of first appearance): CaseName, TotalRunningTime, RunningTime_1..S, DSC_AUC,
+        NSD_AUC, DSC_Final, NSD_Final, DSC_1..S, NSD_1..S, num_class, runtime_upperbound.
+    """
+    by_case: dict[str, list[list[dict]]] = defaultdict(list)
+    for (protocol, _), runs in _runs(rows).items():
+        if protocol == "segfm3d":
+            for run in runs:
+                by_case[run[0]["case"]].append(run)
+    out = []
+    for case, runs in by_case.items():
+        steps = min(len(r) for r in runs)
+        dice = np.array([[r[s]["dice"] for s in range(steps)] for r in runs], np.float64)
+        nsd = np.array([[r[s]["nsd"] for s in range(steps)] for r in runs], np.float64)
+        m = case_metrics(dice, nsd, n_clicks=steps - 1)
+        times = [float(sum(r[s]["seconds"] for r in runs)) for s in range(steps)]
+        row = {"CaseName": case, "TotalRunningTime": sum(times)}
+        row.update({f"RunningTime_{s + 1}": t for s, t in enumerate(times)})
+        row.update({k: m[k] for k in ("DSC_AUC", "NSD_AUC", "DSC_Final", "NSD_Final")})
+        row.update({f"DSC_{s + 1}": m[f"DSC_{s + 1}"] for s in range(steps)})
+        row.update({f"NSD_{s + 1}": m[f"NSD_{s + 1}"] for s in range(steps)})
+        row.update(num_class=m["num_class"], runtime_upperbound=90 * m["num_class"])
+        out.append(row)
+    return out
+
+
+def write_challenge_csv(cases: Sequence[dict], path: str | os.PathLike) -> None:
+    """segfm3d_cases.csv: the `challenge_cases` rows, columns as the challenge's metrics CSV."""
+    columns = list(cases[0]) if cases else ["CaseName", "TotalRunningTime", "DSC_AUC", "NSD_AUC", "DSC_Final",
+                                            "NSD_Final", "num_class", "runtime_upperbound"]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for c in cases:
+        writer.writerow([_fmt(c.get(k, "")) for k in columns])
+    atomic_write_text(path, buf.getvalue())
+
+
+def _challenge_summary(cases: Sequence[dict]) -> dict:
+    """Means over cases of the challenge's five scores (None where NaN, e.g. AUCs with fewer than 2 clicks)."""
+    out = {"cases": len(cases)}
+    for key in ("DSC_AUC", "NSD_AUC", "DSC_Final", "NSD_Final", "TotalRunningTime"):
+        out[key] = _mean(c[key] for c in cases)
+    return out
+
+
 def _mean(values) -> float | None:
     v = np.asarray([x for x in values if x is not None and not math.isnan(x)], np.float64)
     return float(v.mean()) if v.size else None
@@ -57,7 +114,8 @@ def _runs(rows: Sequence[dict]) -> dict[tuple[str, str], list[list[dict]]]:
 def summarize(rows: Sequence[dict]) -> dict:
     """Per protocol and kind: number of runs, mean Dice / NSD / seconds per step (index = step, 0 = initial
     prompt), mean AUC of Dice and NSD over the steps (`metrics.auc`, in [0, 1]), mean final Dice / NSD, and the
-    mean time of a session call (steps where a prompt was given). NSD entries are None when NSD was skipped."""
+    mean time of a session call (steps where a prompt was given). NSD entries are None when NSD was skipped.
+    segfm3d also gets "challenge": the means over cases of the challenge's scores (`challenge_cases`)."""
     result: dict = {}
     for (protocol, kind), runs in sorted(_runs(rows).items()):
         n_steps = max(len(r) for r in runs)
@@ -78,6 +136,8 @@ def summarize(rows: Sequence[dict]) -> dict:
             "seconds_per_step": _mean(given),
             "prompts_given": len(given),
         }
+        if protocol == "segfm3d":
+            entry["challenge"] = _challenge_summary(challenge_cases(rows))
         result.setdefault(protocol, {})[kind] = entry
     return result
 

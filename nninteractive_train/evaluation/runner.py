@@ -17,17 +17,15 @@ from typing import Sequence
 import numpy as np
 
 from nninteractive_train.evaluation.protocols import PER_KIND, PROTOCOLS, evaluate_case
-from nninteractive_train.evaluation.report import plot, summarize, write_csv, write_summary
+from nninteractive_train.evaluation.report import (challenge_cases, plot, summarize, write_challenge_csv, write_csv,
+                                                   write_summary)
 from nninteractive_train.evaluation.session import load_session, num_channels
+from nninteractive_train.errors import CaseError  # one case cannot be evaluated (message names it)
 from nninteractive_train.paths import SetupError, find_dataset, require_env
 
 __all__ = ["CaseError", "EvalOptions", "list_cases", "load_case", "evaluate_dataset"]
 
 SPLITS = {"imagesTr": "labelsTr", "imagesTs": "labelsTs"}
-
-
-class CaseError(ValueError):
-    """One case cannot be evaluated; the message names the case and the problem."""
 
 
 @dataclass
@@ -54,7 +52,7 @@ def list_cases(raw: Path, split: str, file_ending: str) -> list[str]:
     """Case names of ``raw/split``: files named ``<case>_0000<file_ending>``."""
     folder = raw / split
     if not folder.is_dir():
-        raise SetupError(f"{folder} does not exist")
+        raise SetupError(f"the dataset has no {split} folder", folder)
     suffix = f"_0000{file_ending}"
     return sorted(p.name[: -len(suffix)] for p in folder.iterdir() if p.name.endswith(suffix))
 
@@ -87,24 +85,24 @@ def load_case(raw: Path, case: str, *, split: str = "imagesTr", file_ending: str
     label_file = raw / SPLITS[split] / f"{case}{file_ending}"
     for f in (*images, label_file):
         if not f.is_file():
-            raise CaseError(f"case {case}: {f} not found")
+            raise CaseError(None, f"case {case}: {f} not found")
     reader = _reader(file_ending, images[0])
     try:
         image, props = reader.read_images([str(f) for f in images])
         label, label_props = reader.read_seg(str(label_file))
     except Exception as e:
-        raise CaseError(f"case {case}: cannot read its files: {type(e).__name__}: {e}") from e
+        raise CaseError(None, f"case {case}: cannot read its files: {type(e).__name__}: {e}") from e
     image = np.asarray(image, np.float32)
     label = np.asarray(label)[0]
     if image.shape[1:] != label.shape:
-        raise CaseError(f"case {case}: image shape {tuple(image.shape[1:])} differs from label shape "
+        raise CaseError(None, f"case {case}: image shape {tuple(image.shape[1:])} differs from label shape "
                         f"{tuple(label.shape)} ({label_file.name})")
     spacing = tuple(float(s) for s in props["spacing"])
     label_spacing = tuple(float(s) for s in label_props["spacing"])
     if not np.allclose(spacing, label_spacing, rtol=1e-3, atol=1e-6):
-        raise CaseError(f"case {case}: image spacing {spacing} differs from label spacing {label_spacing}")
+        raise CaseError(None, f"case {case}: image spacing {spacing} differs from label spacing {label_spacing}")
     if not np.array_equal(label, np.round(label)):
-        raise CaseError(f"case {case}: label {label_file.name} has non-integer values")
+        raise CaseError(None, f"case {case}: label {label_file.name} has non-integer values")
     return image, label.astype(np.int32), spacing
 
 
@@ -114,7 +112,8 @@ def _case_rng(seed: int, case: str) -> np.random.Generator:
 
 def evaluate_dataset(model_dir: str | os.PathLike, dataset_id: int, out_dir: str | os.PathLike,
                      options: EvalOptions | None = None) -> dict:
-    """Evaluate every selected case of a raw dataset and write results.csv, summary.json and the plots.
+    """Evaluate every selected case of a raw dataset and write results.csv, summary.json and the plots (and, with
+    segfm3d, segfm3d_cases.csv: the challenge's per-case metrics).
 
     results.csv is rewritten after every case, so an interrupted run keeps what it finished. A bad case (unreadable,
     mismatched, empty label, or the session failing on its image) is recorded with its reason under
@@ -138,7 +137,7 @@ def evaluate_dataset(model_dir: str | os.PathLike, dataset_id: int, out_dir: str
     raw = find_dataset(require_env("nnUNet_raw"), dataset_id)
     ds_file = raw / "dataset.json"
     if not ds_file.is_file():
-        raise SetupError(f"{ds_file} not found")
+        raise SetupError("the dataset has no dataset.json", ds_file)
     ds_json = json.loads(ds_file.read_text())
     file_ending = ds_json.get("file_ending", ".nii.gz")
     available = list_cases(raw, o.split, file_ending)
@@ -163,7 +162,7 @@ def evaluate_dataset(model_dir: str | os.PathLike, dataset_id: int, out_dir: str
     for case in cases:
         try:
             if case not in available:
-                raise CaseError(f"case {case}: no image {case}_0000{file_ending} in {raw / o.split}")
+                raise CaseError(None, f"case {case}: no image {case}_0000{file_ending} in {raw / o.split}")
             image, label, spacing = load_case(raw, case, split=o.split, file_ending=file_ending, channels=channels)
             got, failures = evaluate_case(
                 session, image, label, spacing, rng=_case_rng(o.seed, case), protocols=o.protocols, kinds=o.kinds,
@@ -182,6 +181,8 @@ def evaluate_dataset(model_dir: str | os.PathLike, dataset_id: int, out_dir: str
             failed_cases.append({"case": case, "error": msg})
             bar.write(f"nnInteractive_evaluate: skipped {msg}")
         write_csv(rows, out_dir / "results.csv")
+        if "segfm3d" in o.protocols:
+            write_challenge_csv(challenge_cases(rows), out_dir / "segfm3d_cases.csv")
         bar.update(1)
     bar.close()
     results = summarize(rows)
@@ -202,7 +203,8 @@ def evaluate_dataset(model_dir: str | os.PathLike, dataset_id: int, out_dir: str
         "results": results,
         "failed_cases": failed_cases,
         "failed_runs": failed_runs,
-        "files": {"results": "results.csv", "plots": [p.name for p in plots]},
+        "files": {"results": "results.csv", "plots": [p.name for p in plots],
+                  **({"segfm3d_cases": "segfm3d_cases.csv"} if "segfm3d" in o.protocols else {})},
     }
     write_summary(summary, out_dir / "summary.json")
     return summary

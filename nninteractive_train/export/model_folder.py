@@ -116,15 +116,21 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, checkpoin
     if checkpoint not in CHECKPOINTS:
         raise SetupError(f"--checkpoint must be one of {sorted(CHECKPOINTS)}, got {checkpoint!r}")
     if license_file is not None and not Path(license_file).is_file():
-        raise SetupError(f"licence file {license_file} not found")
+        raise SetupError("licence file not found", license_file)
+    if not run_dir.is_dir():
+        raise SetupError("run folder does not exist", run_dir, hint="give the --output of nnInteractive_train")
     ckpt_file = run_dir / CHECKPOINTS[checkpoint]
     for needed in (ckpt_file, run_dir / "plans.json", run_dir / "dataset.json"):
         if not needed.is_file():
-            raise SetupError(f"{needed} not found: is {run_dir} a finished run folder? "
-                             f"(try --checkpoint best or latest for an unfinished run)")
-    state = ckpt.load(ckpt_file)
+            hint = ("for an unfinished run try --checkpoint latest" if needed == ckpt_file and
+                    (run_dir / "config.yaml").is_file() else "is it a run folder of nnInteractive_train?")
+            raise SetupError(f"the run has no {needed.name}", needed, hint=hint)
+    try:
+        state = ckpt.load(ckpt_file)
+    except RuntimeError as e:  # checkpoint.load's own "cannot be read" (truncated or foreign file), nothing else
+        raise SetupError("the checkpoint cannot be read (truncated or not a checkpoint)", ckpt_file) from e
     if "run_config" not in state:
-        raise SetupError(f"{ckpt_file} has no run_config: not written by nnInteractive_train")
+        raise SetupError("the checkpoint has no run_config: not written by nnInteractive_train", ckpt_file)
     cfg = from_dict(state["run_config"])
     plans = json.loads((run_dir / "plans.json").read_text())
     dataset_json = json.loads((run_dir / "dataset.json").read_text())

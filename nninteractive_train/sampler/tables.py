@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.manifest import Manifest
+from ..data.manifest import Manifest, ManifestError
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def sampling_tables(
     weights = np.array([float(d["weight"]) for d in manifest.datasets]) if nds else np.zeros(0)
     budget = weights * np.sqrt(n_d)
     if budget.sum() <= 0:
-        raise ValueError("no drawable case: every dataset has weight 0 or no case with objects or SuperVoxels")
+        raise ManifestError("no drawable case: every dataset has weight 0 or no case with objects or SuperVoxels")
     p_d = budget / budget.sum()
     root = np.sqrt(e.astype(np.float64))
     root_sum = np.bincount(ds, weights=root, minlength=nds)

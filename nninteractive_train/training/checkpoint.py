@@ -71,5 +71,7 @@ def load(path: str | os.PathLike, map_location="cpu") -> dict:
     try:
         return torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # torch raises several types for truncated / foreign files
-        raise CheckpointError(f"checkpoint {path} cannot be read (truncated or not a torch checkpoint): "
-                              f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise CheckpointError(f"the checkpoint cannot be read (truncated or not a torch checkpoint: "
+                              f"{type(e).__name__}: {first})", path,
+                              hint="resume from another checkpoint of the run (rename it to this name)") from e

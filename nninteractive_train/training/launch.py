@@ -11,6 +11,7 @@ from pathlib import Path
 from nninteractive_train.config import RunConfig, from_dict, resume_config, save_config
 from nninteractive_train.files import atomic_write_json
 from nninteractive_train.distributed import DistEnv, init_distributed, resolve_env, split_batch
+from nninteractive_train.nnunet_env import apply_env
 from nninteractive_train.paths import SetupError, find_dataset, require_env
 
 CHECKPOINTS = {"final": "checkpoint_final.pth", "best": "checkpoint_best.pth", "latest": "checkpoint_latest.pth"}
@@ -24,14 +25,16 @@ def load_plans(dataset_id: int, cfg: RunConfig) -> tuple[dict, dict, Path]:
     pre = find_dataset(require_env("nnUNet_preprocessed"), dataset_id)
     plans_file = pre / f"{cfg.plans_identifier}.json"
     if not plans_file.is_file():
-        raise SetupError(f"plans {plans_file} not found: run nnInteractive_plan_and_preprocess -d {dataset_id} first")
+        raise SetupError(f"no plans {cfg.plans_identifier} for dataset {dataset_id}", plans_file,
+                         hint=f"run nnInteractive_plan_and_preprocess -d {dataset_id} first")
     plans = json.loads(plans_file.read_text())
     base = plans["configurations"].get("3d_fullres")
     if base is None:
         raise SetupError(f"{plans_file} has no 3d_fullres configuration")
     data_dir = pre / base["data_identifier"]
     if not data_dir.is_dir() or not any(data_dir.iterdir()):
-        raise SetupError(f"preprocessed data {data_dir} is missing: run nnInteractive_plan_and_preprocess -d {dataset_id}")
+        raise SetupError(f"the preprocessed data of dataset {dataset_id} are missing", data_dir,
+                         hint=f"run nnInteractive_plan_and_preprocess -d {dataset_id}")
     # derived from the config, not read from the plans, so model.* overrides need no re-planning
     try:
         plans["configurations"][cfg.model.configuration] = interactive_configuration(base, cfg.model)
@@ -72,7 +75,8 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, dataset_id: int, resume: bool
 
     config_file = run_dir / "config.yaml"
     if config_file.exists() and not resume:
-        raise SetupError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --output")
+        raise SetupError("the run folder already holds a run", run_dir,
+                         hint="pass --resume to continue it, or choose another --output")
     run_dir.mkdir(parents=True, exist_ok=True)
     if not config_file.exists() or run_config_of(run_dir) != cfg:  # a resume rewrites it only for allowed changes
         save_config(cfg, config_file)
@@ -148,9 +152,9 @@ def read_resume_state(ckpt_file: Path, cfg: RunConfig):
     state = TrainState.from_checkpoint(ckpt.load(ckpt_file), ckpt_file)
     fixed = [k for k in config_diff(state.config, cfg) if k not in CHANGEABLE_ON_RESUME]
     if fixed:
-        raise ckpt.CheckpointError(f"{ckpt_file} was written by a run with another config than "
-                                   f"{ckpt_file.parent / 'config.yaml'} (differing: {', '.join(fixed)}): it is not "
-                                   f"this run's checkpoint, or config.yaml was edited")
+        raise ckpt.CheckpointError(f"the checkpoint was written by a run with another config than the run folder's "
+                                   f"config.yaml (differing: {', '.join(fixed)})", ckpt_file,
+                                   hint="it is not this run's checkpoint, or config.yaml was edited")
     return state
 
 
@@ -175,6 +179,8 @@ def train(dataset_id: int, cfg: RunConfig | None, run_dir: str | os.PathLike, *,
         raise SetupError(str(e)) from None
     require_env("nnUNet_raw")
     require_env("nnUNet_results")
+    # nnUNet_compile / nnUNet_n_proc_DA, as nnU-Net reads them (nnunet_env.py); both may change on resume
+    cfg = apply_env(cfg)
     ckpt_file = resume_checkpoint(run_dir) if resume else None
     state = read_resume_state(ckpt_file, cfg) if ckpt_file is not None else None
     if state is not None and state.epoch >= cfg.training.num_epochs:
@@ -257,18 +263,31 @@ def lost_rank_error(env: DistEnv, error: BaseException):
 
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return TrainingError(f"rank {env.rank} of {env.world_size} lost contact with the other ranks: another rank died "
-                         f"or stopped answering ({first[:300]}); every rank stops. Resume from the last checkpoint "
-                         f"with --resume")
+                         f"or stopped answering ({first[:300]}); every rank stops",
+                         hint="resume from the last checkpoint with --resume")
 
 
 def run_config_of(run_dir: str | os.PathLike) -> RunConfig:
-    """The resolved config saved in a run folder."""
+    """The resolved config saved in a run folder; a clear error naming the file if it is missing or broken."""
     import yaml
+
+    from nninteractive_train.config import ConfigError
 
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
-        raise SetupError(f"{path} not found: {run_dir} is not a run folder")
-    return from_dict(yaml.safe_load(path.read_text()))
+        raise SetupError("not a run folder: it has no config.yaml", run_dir,
+                         hint="start the run without --resume, or give the run folder")
+    hint = "restore it: every checkpoint of the run holds its config (run_config)"
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"the run's config is not valid YAML: {str(e).splitlines()[0]}", path, hint) from None
+    if not isinstance(data, dict):
+        raise ConfigError("the run's config is empty or not a mapping", path, hint)
+    try:
+        return from_dict(data)
+    except ConfigError as e:
+        raise ConfigError(e.what, path, hint) from None
 
 
 __all__ = ["train", "load_plans", "load_pretrained", "run_config_of"]

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from nninteractive_train.errors import UserError
+
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
 
 
@@ -47,17 +49,17 @@ class TrainingInterrupted(Exception):
     """Training stopped on a signal after writing ``checkpoint_latest.pth``."""
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserError):
     """Training cannot go on: a lost rank, or a checkpoint that could not be written (the message says which
-    and what is kept)."""
+    and what is kept; the hint, how to continue)."""
 
 
 def save_and_stop(trainer, epoch: int, iteration: int, signum: int) -> None:
     """Write checkpoint_latest.pth at (``epoch``, ``iteration``: the next one to run) and stop."""
     latest = Path(trainer.output_folder) / "checkpoint_latest.pth"
     if not trainer.save_checkpoint(str(latest), epoch=epoch, iteration=iteration):
-        raise TrainingError(f"signal {signum}: writing {latest} failed (see the log); the previous checkpoint "
-                            f"is kept and --resume continues from it")
+        raise TrainingError(f"signal {signum}: writing the checkpoint failed (see the log); the previous one is kept",
+                            latest, hint="--resume continues from it")
     trainer.print_to_log_file(f"signal {signum}: saved {latest.name} at epoch {epoch}, iteration {iteration}; "
                               f"stopping, resume with --resume")
     raise TrainingInterrupted(signum)

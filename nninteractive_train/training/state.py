@@ -116,16 +116,16 @@ class TrainState:
             CheckpointError: not a dict with this package's keys (a foreign file), or a newer format.
         """
         if not isinstance(ck, dict):
-            raise CheckpointError(f"{path} is not a training checkpoint of nninteractive_train (it holds a "
-                                  f"{type(ck).__name__}, not a dict)")
+            raise CheckpointError(f"not a training checkpoint of nninteractive_train (it holds a "
+                                  f"{type(ck).__name__}, not a dict)", path)
         missing = [k for k in _REQUIRED if k not in ck]
         if missing:
-            raise CheckpointError(f"{path} is not a training checkpoint of nninteractive_train (missing "
-                                  f"{', '.join(missing)}; a model folder's or another program's checkpoint?)")
+            raise CheckpointError(f"not a training checkpoint of nninteractive_train (missing {', '.join(missing)})",
+                                  path, hint="a model folder's or another program's checkpoint?")
         version = ck.get("format_version", 1)  # 1: before this format had a name (epoch-level resume only)
         if ck.get("format", FORMAT) != FORMAT or version > VERSION:
-            raise CheckpointError(f"{path} has format {ck.get('format')!r} version {version}; this code reads "
-                                  f"{FORMAT!r} up to version {VERSION}")
+            raise CheckpointError(f"the checkpoint has format {ck.get('format')!r} version {version}; this code "
+                                  f"reads {FORMAT!r} up to version {VERSION}", path)
         ranks = [RankState(rank=r.get("rank", i), rng=r.get("rng") if version >= 2 else None,
                            interaction=r.get("interaction") if version >= 2 else r,
                            loaders=r.get("loaders", {}) if version >= 2 else {},

@@ -284,8 +284,8 @@ class nnInteractiveTrainer(nnUNetTrainer):
 
         final, latest = self.run_dir / "checkpoint_final.pth", self.run_dir / "checkpoint_latest.pth"
         if not self.save_checkpoint(str(final), epoch=self.current_epoch):
-            raise TrainingError(f"writing {final} failed (see the log); {latest.name} is kept: free space and "
-                                f"resume with --resume")
+            raise TrainingError(f"writing the final checkpoint failed (see the log); {latest.name} is kept", final,
+                                hint="free space and resume with --resume")
         if self.dist_env.rank == 0 and latest.is_file():
             os.remove(latest)
         self.shutdown()

@@ -7,6 +7,7 @@ import pytest
 import SimpleITK as sitk
 from collection_helpers import LIST_YAML, make_label, snapshot, tiny_collection, write_nifti, write_raw_dataset
 
+from nninteractive_train.cli import build_collection as build_cli
 from nninteractive_train.data import build as build_mod
 from nninteractive_train.data.build import build_collection
 from nninteractive_train.data.case_io import CaseError
@@ -178,6 +179,23 @@ def test_id_clash_and_missing_source(raw, tmp_path):
     lst.write_text(LIST_YAML.replace("source: 902", "source: 903"))
     with pytest.raises(DatasetListError, match="source '903' not found"):
         build_collection(lst, 951, progress=False)
+
+
+def test_evaluation_only_datasets_are_never_trained_on(raw, tmp_path):
+    lst = tiny_collection(raw, tmp_path, LIST_YAML.replace("    channels: [0, 1]\n",
+                                                          "    channels: [0, 1]\n    evaluation_only: true\n"))
+    train = build_collection(lst, 952, progress=False).manifest
+    assert train.dataset_names == ["A"] and train.n_cases == 3
+    held = build_collection(lst, 953, evaluation=True, progress=False).manifest
+    assert held.dataset_names == ["B"] and held.n_cases == 4  # 2 cases x 2 channels
+    assert (train.meta["evaluation"], held.meta["evaluation"]) == (False, True)
+    assert not set(train.case_ids.tolist()) & set(held.case_ids.tolist())
+    assert build_cli.main([str(lst), "-d", "955", "--evaluation", "--quiet"]) == 0
+    assert Manifest.load(raw / "Dataset955_Tiny" / MANIFEST_NAME).dataset_names == ["B"]
+    only_held = tmp_path / "held.yaml"
+    only_held.write_text("datasets:\n  - {name: B, source: 902, evaluation_only: true}\n")
+    with pytest.raises(DatasetListError, match="no cases to build from its training"):
+        build_collection(only_held, 954, progress=False)
 
 
 def test_multiprocess_build_matches_and_passes_nnunet_checks(raw, tmp_path):

@@ -8,6 +8,15 @@ from collection_helpers import tiny_collection
 
 from nninteractive_train.cli import build_collection, generate_supervoxels, sampling_report
 from nninteractive_train.data.paths import dataset_folder_name, find_dataset, find_preprocessed_config
+from nninteractive_train.errors import SetupError, UsageError
+
+
+def exit_code(main, argv) -> int:
+    """The status a console script of ``main`` exits with."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
 
 
 @pytest.fixture
@@ -27,9 +36,9 @@ def test_build_cli(env, tmp_path, capsys):
     assert "7 cases" in capsys.readouterr().out
     assert (raw / "Dataset950_Mine" / "nnInteractive_manifest.npz").is_file()
     (raw / "Dataset901_A" / "labelsTr" / "case_000.nii.gz").unlink()
-    assert build_collection.main([str(lst), "-d", "950", "-n", "Mine", "--quiet"]) == 2
+    assert exit_code(build_collection.main, [str(lst), "-d", "950", "-n", "Mine", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "case_000.nii.gz" in err and "missing" in err
+    assert err.startswith("nnInteractive_build_collection: error: ") and "case_000.nii.gz" in err and "missing" in err
 
 
 def _fake_preprocessed(pre, name, configs):
@@ -43,7 +52,7 @@ def test_find_preprocessed_config(env):
     _fake_preprocessed(pre, "Dataset950_X", ["P_3d_fullres"])
     assert find_preprocessed_config(950).name == "P_3d_fullres"
     _fake_preprocessed(pre, "Dataset950_X", ["Q_3d_fullres"])
-    with pytest.raises(FileNotFoundError, match="2 preprocessed folders"):
+    with pytest.raises(SetupError, match="2 preprocessed folders"):
         find_preprocessed_config(950)
     assert find_preprocessed_config(950, "Q").name == "Q_3d_fullres"
     assert find_preprocessed_config(950, "P", "3d_fullres").name == "P_3d_fullres"
@@ -52,7 +61,7 @@ def test_find_preprocessed_config(env):
         {"configurations": {"3d_fullres": {"data_identifier": "Q_3d_fullres"},
                             "big": {"inherits_from": "3d_fullres", "patch_size": [8, 8, 8]}}}))
     assert find_preprocessed_config(950, "Q", "big").name == "Q_3d_fullres"
-    with pytest.raises(ValueError, match="no configuration 'nope'"):
+    with pytest.raises(SetupError, match="no configuration 'nope'"):
         find_preprocessed_config(950, "Q", "nope")
 
 
@@ -62,20 +71,20 @@ def test_find_dataset_and_names(env, tmp_path):
     assert find_dataset(7).name == "Dataset007_Seven"
     assert find_dataset("Dataset007_Seven") == raw / "Dataset007_Seven"
     assert find_dataset(str(raw / "Dataset007_Seven")) == (raw / "Dataset007_Seven").resolve()
-    with pytest.raises(FileNotFoundError, match="no dataset folder"):
+    with pytest.raises(SetupError, match="no dataset with id 8"):
         find_dataset(8)
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         dataset_folder_name(1000, "X")
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         dataset_folder_name(5, "bad name")
 
 
 def test_supervoxel_cli_errors(env, capsys):
     _, pre = env
-    assert generate_supervoxels.main(["-d", "950", "--quiet"]) == 2
+    assert exit_code(generate_supervoxels.main, ["-d", "950", "--quiet"]) == 2
     assert "error:" in capsys.readouterr().err
     _fake_preprocessed(pre, "Dataset950_X", ["P_3d_fullres"])
-    assert generate_supervoxels.main(["-d", "950", "--backend", "sam", "--quiet"]) == 2
+    assert exit_code(generate_supervoxels.main, ["-d", "950", "--backend", "sam", "--quiet"]) == 2
     assert "--sam2-checkpoint" in capsys.readouterr().err
 
 
@@ -95,7 +104,7 @@ def test_report_cli_on_built_collection(env, tmp_path, capsys):
     rep = json.loads(capsys.readouterr().out)
     assert rep["cases_with_supervoxels"] == 2 and rep["supervoxel_folder"].endswith("P_3d")
     assert np.isclose(sum(r["expected_share"] for r in rep["case_shares"]), 1.0)
-    assert sampling_report.main(["-d", "999"]) == 2
+    assert exit_code(sampling_report.main, ["-d", "999"]) == 2
     # the one-call loader the data loader uses: a training split + SuperVoxel counts
     from nninteractive_train.sampler import collection_sampler
 

@@ -57,12 +57,35 @@ def test_defaults_and_overrides(tmp_path):
     ("datasets: [{source: 1, name: A}, {source: 2, name: A}]", "unique"),
     ("datasets: [{weight: 1}]", "needs a 'name' or a 'source'"),
     ("format: 2\ndatasets: [{source: 1}]", "unsupported format"),
+    ("datasets: [{source: 1, evaluation_only: yes please}]", "evaluation_only must be"),
+    ("defaults: {evaluation_only: true}\ndatasets: [{source: 1}]", "unknown key"),
+    ("datasets: [{source: 1, images: -1}]", "images"),
+    ("datasets: [{source: 1, images: 1.5}]", "images"),
+    ("datasets: [{source: 1, images: true}]", "images"),
+    ("datasets: [{source: 1, reference: medicaldecathlon.com}]", "http(s) link"),
+    ("datasets: [{source: 1, reference_from: CAP}]", "no reference"),
+    ("datasets: [{source: 1, targets_from: paper}]", "targets_from"),
+    ("datasets: [{source: 1, targets: Heart}]", "targets must be a list"),
 ])
 def test_bad_lists_name_the_file(tmp_path, body, needle):
     f = _write(tmp_path, body)
     with pytest.raises(DatasetListError) as e:
         load_dataset_list(f)
     assert str(f) in str(e.value) and needle in str(e.value)
+
+
+def test_informational_and_evaluation_keys(tmp_path):
+    f = _write(tmp_path, """
+        datasets:
+          - {name: A, source: 1, images: 0, reference: "https://x.org/a", targets: [a, b], targets_from: public}
+          - {name: B, source: 2, images: null, reference: null, evaluation_only: true}
+          - {name: C, source: 3, reference: "http://y.org", reference_from: A}
+    """)
+    spec = load_dataset_list(f)
+    a, b, c = spec.datasets
+    assert a.info == {"images": 0, "reference": "https://x.org/a", "targets": ["a", "b"], "targets_from": "public"}
+    assert (a.evaluation_only, b.evaluation_only, c.evaluation_only) == (False, True, False)
+    assert spec.selected() == (a, c) and spec.selected(evaluation=True) == (b,)
 
 
 def test_missing_list_file(tmp_path):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from nninteractive_train.data.manifest import MANIFEST_NAME, Manifest, ManifestError, find_manifest
+from nninteractive_train.errors import SetupError
 from nninteractive_train.sampler.fake import fake_manifest
 
 
@@ -87,7 +88,7 @@ def test_find_manifest_prefers_preprocessed(tmp_path, monkeypatch):
     monkeypatch.setenv("nnUNet_raw", str(raw))
     monkeypatch.setenv("nnUNet_preprocessed", str(pre))
     m = Manifest.from_cases(*_records())
-    with pytest.raises(FileNotFoundError, match="no collection manifest"):
+    with pytest.raises(SetupError, match="no collection manifest"):
         find_manifest(123)
     m.save(raw / "Dataset123_X" / MANIFEST_NAME)
     assert find_manifest(123) == raw / "Dataset123_X" / MANIFEST_NAME

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from nninteractive_train.errors import SetupError
 from nninteractive_train.data.supervoxels import (
     SamConfig,
     SamUnavailable,
@@ -122,7 +123,7 @@ def test_generate_over_preprocessed_folder(tmp_path):
 def test_unknown_backend_and_empty_folder(tmp_path):
     with pytest.raises(ValueError, match="unknown SuperVoxel backend"):
         generate_supervoxels(tmp_path, config=SupervoxelConfig(backend="magic"), progress=False)
-    with pytest.raises(FileNotFoundError, match="no preprocessed cases"):
+    with pytest.raises(SetupError, match="no preprocessed cases"):
         generate_supervoxels(tmp_path, progress=False)
 
 

@@ -71,6 +71,29 @@ def test_summary_and_plots(evaluated):
     assert not list(evaluated.glob(".*")), "no temporary files left"
 
 
+def test_segfm3d_cases_are_the_challenge_metrics_of_the_rows(evaluated):
+    """segfm3d_cases.csv: per case, the challenge's class means with the NSD gate, from results.csv's rows."""
+    with open(evaluated / "results.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["protocol"] == "segfm3d"]
+    with open(evaluated / "segfm3d_cases.csv") as f:
+        cases = {c["CaseName"]: c for c in csv.DictReader(f)}
+    assert set(cases) == {"good_0", "good_1"}
+    for name, c in cases.items():
+        mine = [r for r in rows if r["case"] == name]
+        for step in range(STEPS + 1):
+            at = [r for r in mine if int(r["step"]) == step]
+            dsc = np.mean([float(r["dice"]) for r in at])
+            nsd = np.mean([float(r["nsd"]) for r in at]) if dsc > 0.2 else 0.0
+            assert float(c[f"DSC_{step + 1}"]) == pytest.approx(dsc, abs=1e-5)
+            assert float(c[f"NSD_{step + 1}"]) == pytest.approx(nsd, abs=1e-5)
+        assert float(c["DSC_Final"]) == pytest.approx(float(c[f"DSC_{STEPS + 1}"]))
+        assert c["DSC_AUC"] == "nan", "one click: no area (the challenge's AUC needs >= 2 click steps)"
+        assert int(c["num_class"]) == 1 and int(c["runtime_upperbound"]) == 90
+    challenge = json.loads((evaluated / "summary.json").read_text())["results"]["segfm3d"][SEGFM3D_KIND]["challenge"]
+    assert challenge["cases"] == 2 and challenge["DSC_AUC"] is None
+    assert challenge["DSC_Final"] == pytest.approx(np.mean([float(c["DSC_Final"]) for c in cases.values()]))
+
+
 def test_bad_cases_are_reported_with_reasons(evaluated):
     failed = {f["case"]: f["error"] for f in json.loads((evaluated / "summary.json").read_text())["failed_cases"]}
     assert set(failed) == {"bad_shape", "bad_empty", "bad_spacing", "no_such_case"}

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from nninteractive_train.data.manifest import Manifest
+from nninteractive_train.data.manifest import Manifest, ManifestError
 from nninteractive_train.sampler.fake import fake_manifest
 from nninteractive_train.sampler.tables import sampling_tables
 
@@ -114,5 +114,5 @@ def test_bad_arguments(kw, needle):
 def test_nothing_drawable():
     meta = {"name": "x", "datasets": [{"name": "a", "weight": 1.0, "types": ["a"], "object_probs": {}}]}
     man = Manifest.from_cases(meta, [_case("c", 0, [])])
-    with pytest.raises(ValueError, match="no drawable case"):
+    with pytest.raises(ManifestError, match="no drawable case"):
         sampling_tables(man)

@@ -39,9 +39,11 @@ def test_gallery_from_raw_dataset(tmp_path, monkeypatch):
     assert out.read_bytes()[:8] == PNG_MAGIC
 
 
-def test_gallery_errors(tmp_path, monkeypatch):
+def test_gallery_errors(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("nnUNet_raw", str(tmp_path))
-    with pytest.raises(SystemExit, match="Dataset042"):
+    with pytest.raises(SystemExit) as e:
         prompt_gallery.main(["-d", "42", "--out", str(tmp_path / "x.png")])
-    with pytest.raises(SystemExit):
+    assert e.value.code == 2 and "Dataset042_*" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
         prompt_gallery.main(["--out", str(tmp_path / "x.jpg")])
+    assert e.value.code == 2 and "x.jpg" in capsys.readouterr().err

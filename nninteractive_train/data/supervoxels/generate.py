@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ...errors import SetupError
 from ..centers import CenterConfig, center_candidates
 from ..instances import instance_stats
 from .backends import SupervoxelConfig, felzenszwalb_segments, select_segments, slic_segments
@@ -178,7 +179,8 @@ def generate_supervoxels(
         num_processes = 1
     cases = sorted(nnUNetDatasetBlosc2.get_identifiers(str(folder)))
     if not cases:
-        raise FileNotFoundError(f"no preprocessed cases (.b2nd) in {folder}")
+        raise SetupError("no preprocessed cases (.b2nd) in the folder", folder,
+                         hint="run nnInteractive_plan_and_preprocess for this dataset first")
     out = folder / SUPERVOXEL_DIR
     out.mkdir(exist_ok=True)
     index_file = out / INDEX_NAME

@@ -22,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from nninteractive_train.errors import SetupError
+
 from .backends import rescale
 
 
-class SamUnavailable(RuntimeError):
+class SamUnavailable(SetupError):
     """The SAM backend cannot run: a package, checkpoint or config is missing or they do not match."""
 
 
