@@ -112,9 +112,10 @@ def resume_config(saved: RunConfig, given: RunConfig | None, allow: Iterable[str
     if bad:
         fs, fg = flatten(saved_tree), flatten(given_tree)
         lines = "; ".join(f"{k}: run {fs.get(k)!r}, given {fg.get(k)!r}" for k in bad)
+        changeable = ", ".join(CHANGEABLE_ON_RESUME)
         raise ConfigError(f"the config given differs from the run's in {len(bad)} key(s): {lines}", where,
                           hint=f"a resume uses the run folder's config: give no --config (or the same one), or allow "
-                               f"a change with --allow-config-change KEY (changeable: {', '.join(CHANGEABLE_ON_RESUME)})")
+                               f"a change with --allow-config-change KEY (changeable: {changeable})")
     for key in diff:
         _set(saved_tree, key, copy.deepcopy(_get(given_tree, key)))
     return from_dict(saved_tree)
