@@ -56,8 +56,9 @@ def refused(tmp_path, capsys, fake_sbatch, *args, **kw) -> str:
 
 
 @pytest.mark.parametrize("args, message", [
-    (["training.bogus=1"], "unknown key(s) ['bogus']"),
-    (["bogus.key=1"], "unknown key(s) ['bogus']"),
+    (["training.bogus=1"], "override 'training.bogus=1': unknown key 'bogus' in training"),
+    (["training.num_epoch=3"], "unknown key 'num_epoch' in training (did you mean 'num_epochs'?)"),
+    (["bogus.key=1"], "override 'bogus.key=1': unknown key 'bogus' in the config"),
     (["training.num_epochs=ten"], "training.num_epochs: expected an integer, got 'ten'"),
     (["interaction.decay=0"], "interaction.decay must be in (0, 1]"),
     (["not-an-override"], "is not of the form section.key=value"),
@@ -71,7 +72,7 @@ def test_bad_yaml_file_is_named(tmp_path, capsys, fake_sbatch):
     bad = tmp_path / "bad.yaml"
     bad.write_text("training:\n  num_epochs: 3\n  iterations: 4\n")
     err = refused(tmp_path, capsys, fake_sbatch, config=bad)
-    assert str(bad) in err and "unknown key(s) ['iterations']" in err
+    assert err.endswith(f"unknown key 'iterations' (did you mean 'iterations_per_epoch'?) ({bad})"), err
     err = refused(tmp_path, capsys, fake_sbatch, config=tmp_path / "missing.yaml")
     assert f"config file {tmp_path / 'missing.yaml'} does not exist" in err
 
@@ -99,7 +100,8 @@ def test_missing_dataset(tmp_path, capsys, fake_sbatch):
 
 def test_missing_plans(tmp_path, capsys, fake_sbatch):
     err = refused(tmp_path, capsys, fake_sbatch, "plans_identifier=OtherPlans")
-    assert "OtherPlans.json not found: run nnInteractive_plan_and_preprocess -d 990" in err
+    assert "no plans OtherPlans for dataset 990" in err and "OtherPlans.json)" in err
+    assert err.endswith("run nnInteractive_plan_and_preprocess -d 990 first")
 
 
 def test_missing_preprocessed_data(tmp_path, capsys, fake_sbatch, nnunet_dirs):
@@ -114,7 +116,7 @@ def test_missing_preprocessed_data(tmp_path, capsys, fake_sbatch, nnunet_dirs):
         err = refused(tmp_path, capsys, fake_sbatch, dataset=978)
     finally:
         shutil.rmtree(dst)
-    assert "preprocessed data" in err and "is missing" in err and "Dataset978_NoData" in err
+    assert "the preprocessed data of dataset 978 are missing" in err and "Dataset978_NoData" in err
 
 
 def test_patch_the_network_cannot_pool(tmp_path, capsys, fake_sbatch):
@@ -133,12 +135,12 @@ def test_validation_dataset_missing(tmp_path, capsys, fake_sbatch):
     # named cases that the raw dataset lacks
     err = refused(tmp_path, capsys, fake_sbatch, "training.interactive_val_every=1",
                   f"training.interactive_val_raw={DS}", "training.interactive_val_case_names=[nope_0001]")
-    assert "lacks case(s) ['nope_0001']" in err
+    assert "case(s) ['nope_0001'] not in imagesTr" in err
 
 
 def test_fold_without_splits_on_several_processes(tmp_path, capsys, fake_sbatch):
     err = refused(tmp_path, capsys, fake_sbatch, "training.fold=0", "--gpus-per-node", "2")
-    assert "splits_final.json is missing" in err
+    assert "training.fold=0 needs splits_final.json" in err and "splits_final.json);" in err
 
 
 @pytest.mark.parametrize("args", [
@@ -150,8 +152,10 @@ def test_bad_slurm_options(tmp_path, capsys, fake_sbatch, args):
 
 
 def test_output_with_spaces_refused(tmp_path, capsys, fake_sbatch):
-    assert main(["-d", str(DS), "--config", str(DEBUG_CFG), "--output", str(tmp_path / "my run")]) == 2
-    assert "whitespace" in capsys.readouterr().err and not (tmp_path / "my run").exists() and not fake_sbatch.exists()
+    with pytest.raises(SystemExit) as e:
+        main(["-d", str(DS), "--config", str(DEBUG_CFG), "--output", str(tmp_path / "my run")])
+    assert e.value.code == 2 and "whitespace" in capsys.readouterr().err
+    assert not (tmp_path / "my run").exists() and not fake_sbatch.exists()
 
 
 def test_run_folder_of_another_config(tmp_path, capsys, fake_sbatch):
@@ -181,7 +185,7 @@ def test_supervoxels_the_config_draws(tmp_path, capsys, fake_sbatch, monkeypatch
     assert build_collection.main([str(lst), "-d", "973", "--quiet"]) == 0
     plan_and_preprocess.main(["-d", "973", "--config", str(DEBUG_CFG), "-np", "1"])
     err = refused(tmp_path, capsys, fake_sbatch, dataset=973)
-    assert "supervoxels/index.json not found, but data.supervoxel_prob=0.2" in err
+    assert "no SuperVoxels, but data.supervoxel_prob=0.2" in err and "supervoxels/index.json)" in err
     assert "nnInteractive_generate_supervoxels -d 973" in err
     assert submit(tmp_path, "data.supervoxel_prob=0", "--dry-run", dataset=973) == 0
     assert generate_supervoxels.main(["-d", "973", "--quiet"]) == 0

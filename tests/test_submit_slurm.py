@@ -176,8 +176,11 @@ def test_cpu_layout_requests_no_gpu(tmp_path, capsys):
 
 def test_missing_sbatch_is_a_clear_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert main([*BASE, "--output", str(tmp_path / "run")]) == 2
-    assert "sbatch" in capsys.readouterr().err and (tmp_path / "run" / "submit.sbatch").is_file()
+    with pytest.raises(SystemExit) as e:
+        main([*BASE, "--output", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "`sbatch` was not found" in err
+    assert (tmp_path / "run" / "submit.sbatch").is_file() and (tmp_path / "run" / "config.yaml").is_file()
 
 
 @pytest.mark.parametrize("text,seconds", [
