@@ -50,6 +50,7 @@ AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 SwitchType=switch/none
 MpiDefault=none
+MailProg=/bin/true
 SchedulerType=sched/builtin
 # Look at pending jobs every 2 s (default 60 s): a requeued job starts as soon as it may.
 SchedulerParameters=sched_interval=2
