@@ -158,7 +158,8 @@ def _stop(cluster: Cluster) -> None:
 
 def _processes_of(root: Path) -> dict[int, str]:
     """pid → command line of every process that names the cluster's folder or has its SLURM_CONF in its
-    environment (daemons, slurmstepd, job scripts and everything they started)."""
+    environment (daemons, slurmstepd, job scripts and everything they started); the test process's own helpers
+    (e.g. multiprocessing's resource tracker, started while SLURM_CONF was set) are not the cluster's."""
     found, mark = {}, f"SLURM_CONF={root / 'slurm.conf'}".encode()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
@@ -166,9 +167,11 @@ def _processes_of(root: Path) -> dict[int, str]:
         try:
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             env = (proc / "environ").read_bytes().split(b"\0")
-        except OSError:
+            ppid = int(next(line.split()[1] for line in (proc / "status").read_text().splitlines()
+                            if line.startswith("PPid:")))
+        except (OSError, StopIteration, ValueError):
             continue
-        if str(root) in cmd or mark in env:
+        if ppid != os.getpid() and (str(root) in cmd or mark in env):
             found[int(proc.name)] = cmd
     return found
 
