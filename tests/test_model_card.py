@@ -45,3 +45,36 @@ def test_card(tmp_path):
     md = card_markdown(card)
     assert "trained from scratch" in md and "| Dice | 0.600 | 0.400 | 0.500 |" in md and "none given" in md
     json.dumps(card)  # serialisable
+
+
+def test_collection_summary_reaches_the_card(tmp_path):
+    """The run folder's sampling summary (a stand-in manifest of the paper's list, no SuperVoxels) becomes the
+    card's collection table with the sampler's sqrt(cases) x weight shares."""
+    import math
+    from pathlib import Path
+
+    from nninteractive_train.data.dataset_list import load_dataset_list
+    from nninteractive_train.data.manifest import MANIFEST_NAME
+    from nninteractive_train.export.card import SAMPLING_SUMMARY
+    from nninteractive_train.sampler.report import collection_summary
+    from nninteractive_train.sampler.standin import stand_in_manifest
+
+    spec = load_dataset_list(Path(__file__).parents[1] / "dataset_lists" / "nninteractive_v1.yaml")
+    base = tmp_path / "pre"
+    base.mkdir()
+    stand_in_manifest(spec).save(base / MANIFEST_NAME)
+    assert collection_summary(tmp_path / "empty", base, 0.2) is None  # not a collection
+    summary = collection_summary(base, base / "no_supervoxels", 0.2)
+    assert summary["expected_supervoxel_share"] == 0.0
+    budgets = {d["name"]: math.sqrt(d["cases"]) * d["weight"] for d in summary["datasets"]}
+    total = sum(budgets.values())
+    for d in summary["datasets"]:
+        assert math.isclose(d["expected_share"], budgets[d["name"]] / total, rel_tol=1e-9), d["name"]
+    run = _run_dir(tmp_path)
+    (run / SAMPLING_SUMMARY).write_text(json.dumps(summary))
+    card = model_card(run, {"run_config": {}}, {"name": "V1"}, "final", None)
+    md = card_markdown(card)
+    cap = next(d for d in summary["datasets"] if d["name"] == "CAP")
+    assert f"| CAP | 0.5 | {cap['cases']} | {cap['objects']} | {100 * cap['expected_share']:.1f} % |" in md
+    assert md.count("\n| ") >= len(summary["datasets"]) + 2
+    assert model_card(_run_dir(tmp_path / "b"), {}, {}, "final", None)["collection"] is None

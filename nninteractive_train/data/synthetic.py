@@ -2,8 +2,9 @@
 
 Each case holds several objects of different shapes and sizes (spheres, ellipsoids, tubes, irregular blobs),
 some touching each other, some cut by the volume border, on a textured background with a per-case contrast and
-noise level and anisotropic voxel spacing. Labels are semantic (one value per shape class); the sphere class has
-several instances per case, so instance conversion has something to separate.
+noise level and anisotropic voxel spacing. Every object stays visible (a contrast floor against the background
+texture) and pieces under ``MIN_OBJECT_VOXELS`` are dropped (docs/method.md). Labels are semantic (one value per
+shape class); the sphere class has several instances per case, so instance conversion has something to separate.
 
 Arrays are in nnU-Net's numpy axis order (axis 0 = the slowest axis on disk, i.e. SimpleITK's z); ``spacing``
 is given per array axis in mm.
@@ -23,6 +24,17 @@ from nninteractive_train.errors import SetupError, UsageError
 from nninteractive_train.files import atomic_write_json, replace_dir
 
 LABELS = {"background": 0, "sphere": 1, "ellipsoid": 2, "tube": 3, "blob": 4}
+BACKGROUND_MEAN, BACKGROUND_SD = 100.0, 40.0
+CONTRAST = (90.0, 350.0)
+"""Range of |object mean - background mean|: at least 2.25 texture sd (visible), at most the former range's."""
+# Object sizes as fractions of the volume's shortest physical extent (``scale`` in make_case), chosen so that
+# nearly every object has 250 voxels or more (docs/method.md, "The embedded generated data").
+SPHERE_RADIUS = (0.09, 0.16)
+ELLIPSOID_RADII = (0.10, 0.22)
+TUBE_RADIUS = (0.045, 0.08)
+BLOB_RADIUS = (0.13, 0.20)
+MIN_OBJECT_VOXELS = 100
+"""Connected pieces smaller than this (slivers left where shapes overlap or the border cuts) become background."""
 
 
 def _grid(shape, spacing):
@@ -54,6 +66,17 @@ def _blob(shape, spacing, center, radius, *, rng) -> np.ndarray:
     noise = ndimage.gaussian_filter(rng.normal(size=shape).astype(np.float32), sigma=2.0)
     noise /= noise.std() + 1e-6
     return dist < radius * (1.0 + 0.35 * noise)
+
+
+def _drop_fragments(label: np.ndarray, min_voxels: int) -> np.ndarray:
+    """``label`` with every 26-connected piece of a label value smaller than ``min_voxels`` set to 0."""
+    import cc3d
+
+    pieces = cc3d.connected_components(label, connectivity=26)
+    counts = np.bincount(pieces.ravel())
+    small = counts < min_voxels
+    small[0] = False
+    return np.where(small[pieces], 0, label).astype(label.dtype)
 
 
 def make_case(
@@ -88,7 +111,7 @@ def make_case(
     # Several sphere instances of one semantic class; one touches another, one is cut by the border.
     spheres = []
     for i in range(int(rng.integers(3, 5))):
-        r = rng.uniform(0.06, 0.13) * scale
+        r = rng.uniform(*SPHERE_RADIUS) * scale
         if i == 1 and spheres:  # touching the previous sphere
             c0, r0 = spheres[-1]
             direction = rng.normal(size=3)
@@ -102,18 +125,21 @@ def make_case(
             c = center()
         spheres.append((c, r))
         place(_ellipsoid(grid, c, (r, r, r), np.eye(3, dtype=np.float32)), LABELS["sphere"])
-    radii = rng.uniform(0.08, 0.22, 3) * scale
+    radii = rng.uniform(*ELLIPSOID_RADII, 3) * scale
     place(_ellipsoid(grid, center(0.25), radii, _random_rotation(rng)), LABELS["ellipsoid"])
     a, b = center(0.1), center(0.1)
-    place(_tube(grid, a, b, rng.uniform(0.03, 0.06) * scale), LABELS["tube"])
-    place(_blob(shape, spacing, center(0.2), rng.uniform(0.1, 0.18) * scale, rng=rng), LABELS["blob"])
+    place(_tube(grid, a, b, rng.uniform(*TUBE_RADIUS) * scale), LABELS["tube"])
+    place(_blob(shape, spacing, center(0.2), rng.uniform(*BLOB_RADIUS) * scale, rng=rng), LABELS["blob"])
 
-    # Per-case contrast: each class gets its own mean; background is a smooth texture.
+    label = _drop_fragments(label, MIN_OBJECT_VOXELS)
+    # Per-case contrast: each class gets its own mean, brighter or darker than the background (a smooth texture,
+    # mean BACKGROUND_MEAN, sd BACKGROUND_SD) by CONTRAST mean units. The floor keeps every object visible above
+    # the texture: a class drawn at the background's own mean cannot be segmented from the image at all.
     background = ndimage.gaussian_filter(rng.normal(size=shape).astype(np.float32), sigma=3.0)
-    background = 100.0 + 40.0 * background / (background.std() + 1e-6)
+    background = BACKGROUND_MEAN + BACKGROUND_SD * background / (background.std() + 1e-6)
     image = background
     for value in range(1, len(LABELS)):
-        image[label == value] = rng.uniform(-250, 450)
+        image[label == value] = BACKGROUND_MEAN + rng.choice([-1.0, 1.0]) * rng.uniform(*CONTRAST)
     image = ndimage.gaussian_filter(image, sigma=0.7)
     image += rng.uniform(5, 60) * rng.standard_normal(shape, dtype=np.float32)
     return image.astype(np.float32), label

@@ -9,9 +9,10 @@ wrong on every node but the first).
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from typing import Mapping
+
+from nninteractive_train.distributed.hostlist import hostnames
 
 DEFAULT_PORT = 29500
 
@@ -34,18 +35,13 @@ class DistEnv:
 
 
 def first_host(nodelist: str) -> str:
-    """First host name of a SLURM node list (``"gpu[03-05,09],cpu1"`` → ``"gpu03"``)."""
-    nodelist = nodelist.strip()
-    if not nodelist:
-        raise ValueError("empty SLURM node list")
-    m = re.match(r"([^,\[]+)(\[([^\]]+)\])?", nodelist)
-    if m is None:
-        raise ValueError(f"cannot parse SLURM node list {nodelist!r}")
-    prefix, bracket = m.group(1), m.group(3)
-    if bracket is None:
-        return prefix
-    first = bracket.split(",")[0].split("-")[0]
-    return prefix + first
+    """First host of a SLURM node list (``"rack[1-2]-node[01-04]"`` → ``"rack1-node01"``): from
+    ``scontrol show hostnames`` where it runs, else from our parser (``hostlist.expand_hostlist``).
+
+    Raises:
+        HostlistError (a ValueError): the list is empty or malformed.
+    """
+    return hostnames(nodelist)[0]
 
 
 def slurm_port(job_id: str | None) -> int:

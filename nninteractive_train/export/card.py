@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 PRETRAINED_LICENSE = "LICENSE.pretrained"
+SAMPLING_SUMMARY = "sampling_summary.json"  # written into the run folder at training start (training/launch.py)
 
 
 def repository_commit() -> str | None:
@@ -54,6 +55,10 @@ def latest_validation(run_dir: Path) -> dict | None:
     return {k: v for k, v in last.items() if k.startswith("val_") or k in ("epoch", "train_minutes")}
 
 
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def model_card(run_dir: Path, state: dict, dataset_json: dict, checkpoint: str, license_from: str | None) -> dict:
     """Everything the folder's user should know about where the weights came from."""
     info_file = run_dir / "run_info.json"
@@ -71,6 +76,7 @@ def model_card(run_dir: Path, state: dict, dataset_json: dict, checkpoint: str, 
                     "training_cases": dataset_json.get("numTraining")},
         "pretrained_from": info.get("pretrained"),
         "license": license_from,
+        "collection": _read_json(run_dir / SAMPLING_SUMMARY),
         "validation": latest_validation(run_dir),
         "config": state.get("run_config"),
     }
@@ -96,6 +102,17 @@ def card_markdown(card: dict) -> str:
         f"| licence | {card['license'] or 'none given (pass --license FILE)'} |",
         f"| exported | {card['exported_at']} |", "",
     ]
+    coll = card.get("collection")
+    if coll:
+        lines += [f"## Training data: collection {coll['collection']}", "",
+                  f"{coll['cases']} cases, {coll['objects']} objects; SuperVoxel pseudo-objects in "
+                  f"{100 * coll['expected_supervoxel_share']:.1f} % of the samples (probability "
+                  f"{coll['supervoxel_prob']} where a case has them). Expected share of training samples per "
+                  "dataset (√cases × weight):", "",
+                  "| dataset | weight | cases | objects | share | of which SuperVoxels |", "|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {d['name']} | {d['weight']:g} | {d['cases']} | {d['objects']} | {100 * d['expected_share']:.1f} % "
+                  f"| {100 * d['expected_supervoxel_share']:.1f} % |" for d in coll["datasets"]]
+        lines += [""]
     val = card.get("validation")
     if val:
         kinds = sorted(k[len("val_dice_1_"):] for k in val if k.startswith("val_dice_1_"))

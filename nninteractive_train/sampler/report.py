@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -140,3 +142,21 @@ def format_markdown(report: dict[str, Any], *, top: int = 10) -> str:
         lines.append(f"| {r['case']} | {r['dataset']} | {r['objects']} | {r['supervoxels']} | "
                      f"{pct(r['expected_share'])} |" + (f" {pct(r['empirical_share'])} |" if emp else ""))
     return "\n".join(lines) + "\n"
+
+
+def collection_summary(preprocessed_base: str | os.PathLike, data_dir: str | os.PathLike,
+                       supervoxel_prob: float) -> dict[str, Any] | None:
+    """The per-dataset part of the sampling report for a run's training data, for the run folder and the model
+    card: None when the dataset is not a collection (no manifest in ``preprocessed_base``). ``data_dir`` is the
+    preprocessed configuration folder (its SuperVoxel index gives the SuperVoxel counts)."""
+    from nninteractive_train.data.manifest import MANIFEST_NAME
+    from nninteractive_train.data.supervoxels import load_supervoxel_counts
+
+    man_file = Path(preprocessed_base) / MANIFEST_NAME
+    if not man_file.is_file():
+        return None
+    manifest = Manifest.load(man_file)
+    report = sampling_report(manifest, load_supervoxel_counts(data_dir, manifest.case_ids.tolist()),
+                             supervoxel_prob=supervoxel_prob)
+    keep = ("collection", "cases", "objects", "supervoxel_prob", "expected_supervoxel_share", "datasets")
+    return {k: report[k] for k in keep}

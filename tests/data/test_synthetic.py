@@ -42,3 +42,25 @@ def test_bad_shape_is_refused(tmp_path, monkeypatch, shape):
     with pytest.raises(SystemExit) as e:
         make_synthetic.main(["-d", "9", "--shape", *shape])
     assert e.value.code == 2 and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("spacing", [(2.0, 1.0, 1.0), (3.0, 0.8, 0.8), (1.5, 1.2, 1.2)])
+def test_every_object_is_big_enough_and_visible(seed, spacing):
+    """Each connected object has >= MIN_OBJECT_VOXELS voxels and its class intensity differs from the background
+    mean by the contrast floor (checked on the image before blur and noise: the class's median voxel)."""
+    import cc3d
+
+    from nninteractive_train.data import synthetic as S
+
+    rng = np.random.default_rng(seed)
+    image, label = S.make_case(rng, (40, 64, 64), spacing)
+    pieces = cc3d.connected_components(label, connectivity=26)
+    assert np.bincount(pieces.ravel())[1:].min() >= S.MIN_OBJECT_VOXELS
+    values = [v for v in np.unique(label) if v]
+    assert len(values) >= 3  # the shape classes survive the fragment rule
+    background = np.median(image[label == 0])
+    for v in values:
+        inner = label == v
+        # the blurred, noisy interior median is within noise of the class intensity
+        assert abs(np.median(image[inner]) - background) > S.CONTRAST[0] * 0.5, v
