@@ -28,7 +28,7 @@ def test_a_lost_rank_stops_the_others(tmp_path, how):
     prepared_dataset(DS)
     run_dir = tmp_path / "run"
     procs = slurm_ranks([str(REPO / "tests" / "_train_worker.py"), str(DS), str(DEBUG_CFG), str(run_dir),
-                         str(tmp_path / "out"), "training.num_epochs=100", "training.log_iterations=true",
+                         str(tmp_path / "out"), "training.num_epochs=100", "training.log_steps=true",
                          f"training.dist_timeout_s={TIMEOUT_S}"])
     try:
         wait_for_lines(run_dir / "iterations.jsonl", 3, procs)
@@ -119,5 +119,5 @@ def test_a_small_dev_shm_fails_before_the_first_step(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "posix_fallocate", full, raising=False)
     run_dir = tmp_path / "run"
     with pytest.raises(SetupError, match=r"rank 0: cannot reserve .* MiB of shared memory .*/dev/shm has"):
-        _train_in_process(run_dir, "interaction.num_sim_workers=1", "training.log_iterations=true")
+        _train_in_process(run_dir, "interaction.num_sim_workers=1", "training.log_steps=true")
     assert not (run_dir / "iterations.jsonl").exists() and not (run_dir / "metrics.jsonl").exists()

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 DS = 990
 LONG = ["training.num_epochs=16", "training.save_every=1000"]
 # 2 epochs of 4 iterations, a log line per iteration, no periodic checkpoint: the SIGTERM one is the only one
-EXACT = ["training.num_epochs=2", "training.iterations_per_epoch=4", "training.log_iterations=true",
+EXACT = ["training.num_epochs=2", "training.iterations_per_epoch=4", "training.log_steps=true",
          "training.save_every=1000"]
 SAME_METRICS = ("epoch", "train_loss", "val_loss", "pseudo_dice", "p_followup", "followup_fraction",
                 "mean_interactions", "lr")

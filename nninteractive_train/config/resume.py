@@ -18,7 +18,7 @@ CHANGEABLE_ON_RESUME = (
     "training.num_data_workers",
     "training.dist_timeout_s",
     "training.checkpoint_followups",
-    "training.log_iterations",
+    "training.log_steps",
     "training.compile",
     "training.interactive_val_every",
     "training.interactive_val_cases",

@@ -99,7 +99,7 @@ class TrainingConfig:
     """Checkpoints carry the follow-up batches waiting in each rank's pool (at most 3 batches per rank), so a
     resume continues bit-identically; false drops them (smaller checkpoints at large patches: 192³ × batch 3 is
     0.7 GB per batch; the resumed run then takes fresh batches where follow-ups were waiting)."""
-    log_iterations: bool = False
+    log_steps: bool = False
     """Append one JSON line per training iteration to ``RUN_DIR/iterations.jsonl`` (rank 0: epoch, iteration,
     loss, follow-up or fresh, the data worker and sampler position, the cases): for debugging and resume tests."""
 

@@ -212,7 +212,7 @@ def train(dataset_id: int, cfg: RunConfig | None, run_dir: str | os.PathLike, *,
         trainer = build_trainer(cfg, plans, dataset_json, run_dir, env, device)
         if state is not None:
             trainer.load_checkpoint(state)
-            trainer.print_to_log_file(f"resuming from {ckpt_file} at epoch {state.epoch}, iteration "
+            trainer.print_to_log_file(f"resumed from {ckpt_file} at epoch {state.epoch}, iteration "
                                       f"{state.iteration}")
             state = None  # the trainer holds it until it is restored, then lets it go
         elif pretrained is not None:

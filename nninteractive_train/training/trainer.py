@@ -249,14 +249,14 @@ class nnInteractiveTrainer(nnUNetTrainer):
             self.print_to_log_file(f"Epoch {self.current_epoch}, resumed at iteration {self.start_iteration}")
 
     def on_iteration_end(self, batch: dict, step: dict, iteration: int) -> None:
-        """Keep the loss and the iteration time; with ``training.log_iterations`` one line in iterations.jsonl."""
+        """Keep the loss and the iteration time; with ``training.log_steps`` one line in iterations.jsonl."""
         from nninteractive_train.training.loop import append_jsonl, iteration_record
 
         self.epoch_losses.append(step["loss"])
         now = time.perf_counter()
         self._iter_ms.append((now - self._t_iter) * 1e3)
         self._t_iter = now
-        if self.run_config.training.log_iterations and self.dist_env.rank == 0:
+        if self.run_config.training.log_steps and self.dist_env.rank == 0:
             append_jsonl(self.run_dir / "iterations.jsonl",
                          iteration_record(self.current_epoch, iteration, step["loss"], batch))
 
