@@ -3,7 +3,7 @@ import os
 import pytest
 import torch
 
-from nninteractive_train.training.checkpoint import atomic_save, clean_state_dict, load
+from nninteractive_train.training.checkpoint import CheckpointError, atomic_save, clean_state_dict, load
 
 
 def test_clean_state_dict_strips_wrappers():
@@ -33,5 +33,5 @@ def test_load_errors_name_the_file(tmp_path):
         load(tmp_path / "nope.pth")
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(RuntimeError, match="bad.pth"):
+    with pytest.raises(CheckpointError, match="bad.pth"):  # a user error: one line naming the file
         load(bad)

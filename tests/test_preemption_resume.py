@@ -1,5 +1,7 @@
-"""Issue 5, checkpoints and preemption: SIGTERM mid-run leaves a valid checkpoint, --resume continues the same
-epoch counter and follow-up ramp; fine-tuning from an exported model folder."""
+"""Checkpoints and preemption: SIGTERM mid-run leaves a valid checkpoint and --resume continues exactly (issue 11:
+the same weights, bit for bit, and the same per-iteration losses as an uninterrupted run, on one process, two gloo
+ranks and a collection with SuperVoxels; with augmentation workers, the same sampler streams); the run folder's
+config is the config of a resume; fine-tuning from an exported model folder."""
 
 from __future__ import annotations
 
@@ -11,12 +13,18 @@ import time
 import pytest
 import torch
 
-from helpers import DEBUG_CFG, PY, REPO, prepared_dataset, run
+from helpers import (DEBUG_CFG, PY, REPO, prepared_collection, prepared_dataset, read_lines, run, slurm_ranks,
+                     wait_for_lines)
 from nninteractive_train.training.schedule import followup_probability
 
 pytestmark = pytest.mark.slow
 DS = 990
 LONG = ["training.num_epochs=16", "training.save_every=1000"]
+# 2 epochs of 4 iterations, a log line per iteration, no periodic checkpoint: the SIGTERM one is the only one
+EXACT = ["training.num_epochs=2", "training.iterations_per_epoch=4", "training.log_steps=true",
+         "training.save_every=1000"]
+SAME_METRICS = ("epoch", "train_loss", "val_loss", "pseudo_dice", "p_followup", "followup_fraction",
+                "mean_interactions", "lr")
 
 
 def _metrics(run_dir):
@@ -49,9 +57,9 @@ def test_signal_checkpoint_and_resume(tmp_path, signum):
     ck = torch.load(latest, weights_only=False)
     stopped_at = ck["current_epoch"]
     done = len(_metrics(run_dir))
-    assert stopped_at == done, "the interrupted epoch is redone on resume"
+    assert stopped_at == done and 0 < ck["iteration"] <= 4, "the epoch in progress continues at its next iteration"
     assert ck["run_config"]["training"]["num_epochs"] == 16
-    assert ck["rank_states"][0]["rng"] is not None
+    assert ck["rank_states"][0]["rng"]["torch"] is not None and ck["rank_states"][0]["interaction"]["rng"]
 
     run([PY, "-m", "nninteractive_train.cli.train", "-d", str(DS), "--output", str(run_dir), "--resume"])
     lines = _metrics(run_dir)
@@ -62,6 +70,116 @@ def test_signal_checkpoint_and_resume(tmp_path, signum):
     # resuming a finished run does nothing
     res = run([PY, "-m", "nninteractive_train.cli.train", "-d", str(DS), "--output", str(run_dir), "--resume"])
     assert "complete" in res.stdout
+
+
+def _cli(ds, run_dir, *extra):
+    return [PY, "-m", "nninteractive_train.cli.train", "-d", str(ds), "--output", str(run_dir), *extra]
+
+
+def _ranks(ds, run_dir, *extra, resume=False):
+    return [str(REPO / "tests" / "_train_worker.py"), *(["--resume"] if resume else []), str(ds), str(DEBUG_CFG),
+            str(run_dir), str(run_dir / "out"), *extra]
+
+
+def _start(kind, ds, run_dir, extra=(), resume=False) -> list[subprocess.Popen]:
+    """Train ``ds`` into ``run_dir`` on one process (the CLI) or two gloo ranks (SLURM-style); ``resume``: give no
+    config, continue from the run folder."""
+    if kind == "two_ranks":
+        return slurm_ranks(_ranks(ds, run_dir, *EXACT, *extra, resume=resume))
+    args = ["--resume"] if resume else ["--config", str(DEBUG_CFG), *EXACT, *extra]
+    return [subprocess.Popen(_cli(ds, run_dir, *args), cwd=REPO, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)]
+
+
+def _finish(procs) -> None:
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), "\n".join(o[-3000:] for o in outs)
+
+
+def _interrupted_and_uninterrupted(tmp_path, kind, ds, extra=()):
+    """An uninterrupted run, and one stopped by SIGTERM (to one rank only: all agree) at an iteration of its
+    second epoch and resumed. Returns both run folders and the (epoch, iteration) it stopped at."""
+    ref, cut = tmp_path / "uninterrupted", tmp_path / "interrupted"
+    _finish(_start(kind, ds, ref, extra))
+    procs = _start(kind, ds, cut, extra)
+    wait_for_lines(cut / "iterations.jsonl", 5, procs)  # epoch 1, iteration 0 done
+    procs[-1].send_signal(signal.SIGTERM)
+    _finish(procs)
+    ck = torch.load(cut / "checkpoint_latest.pth", weights_only=False)
+    assert not (cut / "checkpoint_final.pth").exists()
+    _finish(_start(kind, ds, cut, resume=True))
+    return ref, cut, (ck["current_epoch"], ck["iteration"])
+
+
+@pytest.mark.parametrize("kind, dataset", [("single", "generated"), ("two_ranks", "generated"),
+                                           ("single", "collection")])
+def test_exact_resume(tmp_path, kind, dataset):
+    """As torchtitan tests its checkpoints: stopped at iteration k and resumed, the run ends with the
+    uninterrupted run's weights, bit for bit, after the same per-iteration losses and batches (including the
+    follow-up batches waiting in the pool at the stop, and, for the collection, the sampler's draws)."""
+    ds = prepared_collection() if dataset == "collection" else prepared_dataset(DS)
+    ref, cut, stopped = _interrupted_and_uninterrupted(tmp_path, kind, ds)
+    assert (1, 1) <= stopped <= (1, 4), stopped
+    assert read_lines(cut / "iterations.jsonl") == read_lines(ref / "iterations.jsonl")
+    assert len(read_lines(ref / "iterations.jsonl")) == 8
+    a, b = (torch.load(d / "checkpoint_final.pth", weights_only=False)["network_weights"] for d in (ref, cut))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    metrics = [[{k: m[k] for k in SAME_METRICS} for m in _metrics(d)] for d in (ref, cut)]
+    assert metrics[0] == metrics[1] and len(metrics[0]) == 2
+    if dataset == "collection":
+        assert any(line["sampler_position"] for line in read_lines(ref / "iterations.jsonl"))
+
+
+def test_resumed_workers_continue_their_sampler_streams(tmp_path):
+    """With 2 augmentation workers the interleaving of their batches is not reproducible, but each worker's
+    stream is: after the resume every worker continues right after the last batch the trainer consumed from it
+    (prefetched batches are drawn again, none skipped or repeated), with the uninterrupted run's objects."""
+    ref, cut, _ = _interrupted_and_uninterrupted(tmp_path, "single", prepared_collection(),
+                                                 ["training.num_data_workers=2"])
+
+    def streams(run_dir):
+        out = {}
+        for line in read_lines(run_dir / "iterations.jsonl"):
+            if not line["followup"]:
+                out.setdefault(line["worker"], []).append((line["sampler_position"], line["cases"]))
+        return out
+
+    got, want = streams(cut), streams(ref)
+    assert sorted(got) == [0, 1]
+    for worker, draws in got.items():
+        positions = [p for p, _ in draws]
+        assert positions == list(range(2, 2 * len(draws) + 1, 2)), (worker, positions)  # batch 2: 2 draws each
+        same = [(p, c) for p, c in draws if p in dict(want.get(worker, []))]
+        assert same and all(dict(want[worker])[p] == c for p, c in same)
+
+
+def test_the_run_folder_is_the_config_of_a_resume(tmp_path):
+    """A resume uses RUN/config.yaml; a config given again that differs is one error listing every differing
+    key, unless the key is allowed to change (and may be); a finished run can be extended that way."""
+    prepared_dataset(DS)
+    run_dir = tmp_path / "run"
+    run(_cli(DS, run_dir, "--config", str(DEBUG_CFG), "training.num_epochs=1"))
+    saved = (run_dir / "config.yaml").read_text()
+
+    bad = run(_cli(DS, run_dir, "--resume", "--config", str(DEBUG_CFG), "training.initial_lr=0.5"), check=False)
+    assert bad.returncode == 2 and "2 key(s)" in bad.stderr, bad.stderr[-2000:]
+    assert "training.initial_lr: run 0.01, given 0.5" in bad.stderr
+    assert "training.num_epochs: run 1, given 2" in bad.stderr
+    fixed = run(_cli(DS, run_dir, "--resume", "training.num_epochs=2", "--allow-config-change", "model.patch_size"),
+                check=False)
+    assert fixed.returncode == 2 and "cannot change on resume" in fixed.stderr
+    assert (run_dir / "config.yaml").read_text() == saved and len(_metrics(run_dir)) == 1
+
+    run(_cli(DS, run_dir, "--resume", "--allow-config-change", "training.num_epochs", "training.num_epochs=2"))
+    assert [m["epoch"] for m in _metrics(run_dir)] == [0, 1]
+    assert "num_epochs: 2" in (run_dir / "config.yaml").read_text()
+
+    (run_dir / "config.yaml").write_text(saved.replace("initial_lr: 0.01", "initial_lr: 0.02"))  # edited by hand
+    edited = run(_cli(DS, run_dir, "--resume", "--allow-config-change", "training.num_epochs",
+                      "training.num_epochs=3"), check=False)
+    assert edited.returncode == 2 and "written by a run with another config" in edited.stderr
+    assert "checkpoint_final.pth" in edited.stderr
+    assert "training.initial_lr" in edited.stderr
 
 
 def _weights(path):

@@ -7,6 +7,7 @@ from nninteractive_train.config.load import (
     save_config,
     to_dict,
 )
+from nninteractive_train.config.resume import CHANGEABLE_ON_RESUME, config_diff, config_hash, resume_config
 from nninteractive_train.config.schema import (
     DataConfig,
     InteractionConfig,
@@ -17,5 +18,6 @@ from nninteractive_train.config.schema import (
 
 __all__ = [
     "ConfigError", "DataConfig", "InteractionConfig", "ModelConfig", "RunConfig", "TrainingConfig",
-    "from_dict", "load_config", "save_config", "to_dict",
+    "from_dict", "load_config", "save_config", "to_dict", "CHANGEABLE_ON_RESUME", "config_diff", "config_hash",
+    "resume_config",
 ]

@@ -91,6 +91,17 @@ class TrainingConfig:
     """Which cases of ``interactive_val_raw`` (None: its first ``interactive_val_cases``)."""
     fold: str = "all"
     """nnU-Net fold for the train/validation split: an integer, or "all" to train on every case."""
+    dist_timeout_s: int = 900
+    """Seconds a collective may wait for the other ranks before this rank gives up with an error (the
+    process-group timeout): a rank that died or hangs stops the others within this bound instead of never.
+    Must cover the slowest step plus a checkpoint write."""
+    checkpoint_followups: bool = True
+    """Checkpoints carry the follow-up batches waiting in each rank's pool (at most 3 batches per rank), so a
+    resume continues bit-identically; false drops them (smaller checkpoints at large patches: 192³ × batch 3 is
+    0.7 GB per batch; the resumed run then takes fresh batches where follow-ups were waiting)."""
+    log_steps: bool = False
+    """Append one JSON line per training iteration to ``RUN_DIR/iterations.jsonl`` (rank 0: epoch, iteration,
+    loss, follow-up or fresh, the data worker and sampler position, the cases): for debugging and resume tests."""
 
 
 @dataclass
@@ -123,8 +134,11 @@ class DataConfig:
 
     supervoxel_prob: float = 0.2
     """Probability of training on a SuperVoxel pseudo-object of the case (when it has any)."""
-    center_bias: float = 2.0
-    """Exponent on the normalised distance-to-border used to pick a patch centre inside the object."""
+    center_bias: float = 1.0
+    """Exponent on the normalised distance-to-border used to pick a patch centre inside an object (0 = uniform
+    over the object). Applied when the centre candidates are drawn, i.e. by ``nnInteractive_plan_and_preprocess
+    --config`` (objects) and ``nnInteractive_generate_supervoxels`` (which takes the value recorded by the
+    preprocessing); training checks that its value is the one the candidates were drawn with."""
     p_scaling: float = 0.3
     """Probability of the scaling augmentation (nnU-Net: 0.2)."""
     scaling: list[float] = field(default_factory=lambda: [0.5, 2.0])

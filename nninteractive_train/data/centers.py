@@ -6,7 +6,10 @@ The centre of a training patch is a voxel ``x`` of the chosen object drawn with 
 
 where ``D`` is the Euclidean distance transform of the object mask (in mm, using ``spacing``; voxels outside the
 object have distance 0 and are never drawn). ``power = 1`` (the default) favours the interior mildly while still
-reaching every voxel; larger powers pull centres towards the object's medial core. Computing an EDT per draw is
+reaching every voxel; larger powers pull centres towards the object's medial core. The power is the run config's
+``data.center_bias``: the preprocessing draws the candidates with it and records it (:func:`save_centers_info`),
+SuperVoxel generation reuses the recorded value, and training checks its own against it
+(:func:`check_center_bias`). Computing an EDT per draw is
 too slow for data loading (≈200 ms for 192³), so :func:`center_candidates` draws ``num`` candidates per object once,
 on the preprocessed instance map, and :func:`pick_center` picks one of them uniformly at train time — together an
 i.i.d. sample from ``p`` up to the candidate set.
@@ -201,3 +204,48 @@ def load_centers(path) -> tuple[np.ndarray, np.ndarray]:
     """Read candidates written by :func:`save_centers`: ``(coords, offsets)``."""
     with np.load(path, allow_pickle=False) as z:
         return z["coords"], z["offsets"]
+
+
+CENTERS_INFO = "info.json"
+"""Beside the candidates (``<data>/centers/info.json``): how they were drawn (``{"power": p, "num": n}``)."""
+
+
+def save_centers_info(folder, config: CenterConfig) -> None:
+    """Record ``config`` in ``folder/info.json`` (atomically)."""
+    import json
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from nninteractive_train.files import atomic_write_text
+
+    atomic_write_text(Path(folder) / CENTERS_INFO, json.dumps(asdict(config)))
+
+
+def recorded_center_config(folder) -> CenterConfig:
+    """The ``CenterConfig`` recorded in ``folder/info.json``; the defaults (power 1) for candidates written before
+    it was recorded."""
+    import json
+    from pathlib import Path
+
+    path = Path(folder) / CENTERS_INFO
+    return CenterConfig(**json.loads(path.read_text())) if path.is_file() else CenterConfig()
+
+
+def check_center_bias(data_dir, center_bias: float) -> None:
+    """Raise ``ValueError`` naming the file when the centre candidates under ``data_dir`` (objects:
+    ``centers/info.json``; SuperVoxels: ``supervoxels/index.json``) were drawn with another power than
+    ``center_bias``."""
+    import json
+    from pathlib import Path
+
+    data_dir = Path(data_dir)
+    recorded = [(data_dir / "centers" / CENTERS_INFO, recorded_center_config(data_dir / "centers").power)]
+    sv_index = data_dir / "supervoxels" / "index.json"
+    if sv_index.is_file():
+        recorded.append((sv_index, float(json.loads(sv_index.read_text()).get("centers", {}).get("power", 1.0))))
+    for path, power in recorded:
+        if float(power) != float(center_bias):
+            raise ValueError(f"{path}: patch-centre candidates were drawn with center_bias {power:g}, but the run "
+                             f"config has data.center_bias {center_bias:g}; re-run nnInteractive_plan_and_preprocess "
+                             f"(and nnInteractive_generate_supervoxels --overwrite) with data.center_bias="
+                             f"{center_bias:g}, or train with data.center_bias={power:g}")

@@ -102,8 +102,11 @@ def split_batch(global_batch: int, world_size: int) -> list[int]:
     return [global_batch // world_size] * world_size
 
 
-def init_distributed(env: DistEnv, use_cuda: bool):
-    """Initialise the default process group (NCCL on GPU, gloo on CPU) and return the device."""
+def init_distributed(env: DistEnv, use_cuda: bool, timeout_s: float | None = None):
+    """Initialise the default process group (NCCL on GPU, gloo on CPU) and return the device. ``timeout_s``:
+    how long a collective waits for the other ranks before it fails (torch's default: 10 min NCCL, 30 min gloo)."""
+    from datetime import timedelta
+
     import torch
     import torch.distributed as dist
 
@@ -120,5 +123,6 @@ def init_distributed(env: DistEnv, use_cuda: bool):
             rank=env.rank,
             world_size=env.world_size,
             init_method=f"tcp://{env.master_addr}:{env.master_port}" if env.source == "slurm" else "env://",
+            **({"timeout": timedelta(seconds=timeout_s)} if timeout_s else {}),
         )
     return device

@@ -74,5 +74,5 @@ def plan_and_preprocess(dataset_id: int, cfg: RunConfig, num_processes: int = 2,
     # a built collection: its manifest travels with the preprocessed data, plus per-object patch centres
     write_center_candidates(raw_folder, pre / raw_folder.name,
                             pre / raw_folder.name / plans["configurations"]["3d_fullres"]["data_identifier"],
-                            num_processes, seed=cfg.training.seed)
+                            num_processes, seed=cfg.training.seed, center_bias=cfg.data.center_bias)
     return load_json(str(plans_file))

@@ -221,15 +221,53 @@ class SimulationPool:
         return out
 
     @locked
-    def state_dict(self) -> dict:
-        """What resuming needs to continue the same random streams (batches in flight are not saved)."""
-        return {"seed": self.seed, "rank": self.rank, "seq": self._seq}
+    def state_dict(self, *, include_ready: bool = False) -> dict:
+        """What resuming needs to continue the same random streams: the batch counter, and with
+        ``include_ready`` copies of the finished batches not yet polled, in order (``ready``: dicts of ``data``,
+        ``target``, ``prediction``, ``agents``, ``meta``). Batches still being copied or simulated are not included:
+        call `settle` first to let them finish."""
+        state = {"seed": self.seed, "rank": self.rank, "seq": self._seq}
+        if include_ready:
+            state["ready"] = [{**{k: v.copy() for k, v in self._res.slots[task.slot].arrays.items()},
+                               "agents": list(agents), "meta": [dict(m) for m in metas]}
+                              for task, agents, metas in self._ready]
+        return state
 
     @locked
     def load_state_dict(self, state: dict) -> None:
+        """Continue the batch counter of ``state`` and queue its ``ready`` batches (if any) as ready, in order:
+        the next `poll` returns the first. Raises RuntimeError when they do not fit in the free slots."""
+        self._check_open()
         if int(state.get("seed", self.seed)) != self.seed:
             log.warning("pool state was saved with seed %s, this pool uses %s", state.get("seed"), self.seed)
         self._seq = int(state["seq"])
+        for batch in state.get("ready") or []:
+            arrays = check_batch(batch)
+            free = [i for i, st in enumerate(self._state) if st == "free"]
+            if not free:
+                raise RuntimeError(f"{len(state['ready'])} saved follow-up batches do not fit in this pool's "
+                                   f"{self.max_in_flight} slots (max_in_flight)")
+            slot = self._slot_for(free[0], arrays)
+            copy_arrays(slot.arrays, arrays)
+            self._state[free[0]] = "ready"
+            self._ready.append((Task(slot=free[0], seq=-1, t_submit=time.monotonic(), rest={}),
+                                list(batch["agents"]), list(batch["meta"])))
+
+    def settle(self, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds for the batches being copied or simulated to finish (they become
+        ready; nothing is popped). Returns how many are still in flight (0: all settled)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                self._check_open()
+                self._pump()
+                left = len(self._tasks) + len(self._filling)
+                waitables = [w.conn for w in self._res.workers.values()] + \
+                    [w.proc.sentinel for w in self._res.workers.values()]
+            wait = min(0.05 if self._filling else 1.0, deadline - time.monotonic())
+            if left == 0 or wait <= 0:
+                return left
+            connection.wait(waitables, timeout=wait)
 
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers (for monitoring and tests)."""

@@ -61,7 +61,7 @@ class CollectionDraws:
 
 @dataclass
 class CollectionFactory:
-    """Picklable: builds a worker's ``CollectionDraws`` from its seed sequence (in the worker process)."""
+    """Picklable: builds a worker's ``CollectionDraws`` from its stream seed (in the worker process)."""
 
     dataset: str
     data_dir: str
@@ -69,12 +69,12 @@ class CollectionFactory:
     rank: int
     supervoxel_prob: float
 
-    def __call__(self, seed_sequence: np.random.SeedSequence) -> CollectionDraws:
+    def __call__(self, seed: int) -> CollectionDraws:
         from nninteractive_train.sampler.collection import collection_sampler
 
-        # the loader's (seed, rank, worker, epoch) sequence, as one integer the sampler can record in its state
-        seed = int(seed_sequence.generate_state(1)[0])
-        sampler = collection_sampler(self.dataset, seed=seed, rank=self.rank, worker=0,
+        # ``seed`` already identifies (run seed, rank, worker, start epoch) and is recorded in the sampler's state,
+        # so a resume rebuilds the same stream from its saved state
+        sampler = collection_sampler(self.dataset, seed=int(seed), rank=self.rank, worker=0,
                                      case_ids=self.case_ids, preprocessed_folder=self.data_dir,
                                      supervoxel_prob=self.supervoxel_prob)
         return CollectionDraws(sampler, self.data_dir)
@@ -88,16 +88,23 @@ def has_manifest(preprocessed_dataset_dir: str | os.PathLike) -> bool:
 
 def sampler_factory_for(trainer, identifiers) -> CollectionFactory | None:
     """The loader's sampler factory when the dataset has a manifest, else None."""
+    from nninteractive_train.data.centers import check_center_bias
+    from nninteractive_train.paths import SetupError
+
     base = Path(trainer.preprocessed_dataset_folder_base)
     if not has_manifest(base):
         return None
+    try:
+        check_center_bias(trainer.preprocessed_dataset_folder, trainer.run_config.data.center_bias)
+    except ValueError as e:
+        raise SetupError(str(e)) from None
     return CollectionFactory(dataset=str(base), data_dir=str(trainer.preprocessed_dataset_folder),
                              case_ids=sorted(identifiers), rank=trainer.dist_env.rank,
                              supervoxel_prob=trainer.run_config.data.supervoxel_prob)
 
 
 def _case_centers(args) -> str | None:
-    data_dir, manifest_file, case, seed = args
+    data_dir, manifest_file, case, seed, config = args
     from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 
     from nninteractive_train.data.centers import case_center_candidates, save_centers
@@ -107,19 +114,21 @@ def _case_centers(args) -> str | None:
     ds = infer_dataset_class(data_dir)(data_dir, [case])
     _, seg, _, props = ds.load_case(case)
     rng = np.random.default_rng(np.random.SeedSequence([seed, manifest.case_index(case)]))
-    coords, offsets = case_center_candidates(seg, props, manifest, case, rng=rng)
+    coords, offsets = case_center_candidates(seg, props, manifest, case, config=config, rng=rng)
     save_centers(Path(data_dir) / CENTERS_DIR / f"{case}.npz", coords, offsets)
     return case
 
 
 def write_center_candidates(raw_dataset_dir: Path, preprocessed_dataset_dir: Path, data_dir: Path,
-                            num_processes: int = 1, seed: int = 0) -> int:
-    """Copy the manifest next to the preprocessed data and store every case's centre candidates under
-    ``data_dir/centers/``. Returns the number of cases (0 when the raw dataset has no manifest)."""
+                            num_processes: int = 1, seed: int = 0, center_bias: float = 1.0) -> int:
+    """Copy the manifest next to the preprocessed data and store every case's centre candidates, drawn with
+    power ``center_bias`` (``data.center_bias``; recorded in ``centers/info.json``), under ``data_dir/centers/``.
+    Returns the number of cases (0 when the raw dataset has no manifest)."""
     from multiprocessing import get_context
 
     from tqdm import tqdm
 
+    from nninteractive_train.data.centers import CenterConfig, save_centers_info
     from nninteractive_train.data.manifest import MANIFEST_NAME, Manifest
 
     src = Path(raw_dataset_dir) / MANIFEST_NAME
@@ -130,12 +139,14 @@ def write_center_candidates(raw_dataset_dir: Path, preprocessed_dataset_dir: Pat
     shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
     (Path(data_dir) / CENTERS_DIR).mkdir(exist_ok=True)
+    config = CenterConfig(power=float(center_bias))
     cases = Manifest.load(dst).case_ids.tolist()
-    jobs = [(str(data_dir), str(dst), c, seed) for c in cases]
+    jobs = [(str(data_dir), str(dst), c, seed, config) for c in cases]
     if num_processes <= 1:
         for j in tqdm(jobs, desc="centre candidates"):
             _case_centers(j)
     else:
         with get_context("spawn").Pool(num_processes) as pool:
             list(tqdm(pool.imap_unordered(_case_centers, jobs), total=len(jobs), desc="centre candidates"))
+    save_centers_info(Path(data_dir) / CENTERS_DIR, config)
     return len(cases)

@@ -26,8 +26,42 @@ def num_workers(cfg) -> int:
     return get_allowed_n_proc_DA() if n is None else int(n)
 
 
-def build_dataloaders(trainer):
-    """(train, val) iterables yielding interactive batches; workers seeded from (seed, rank, worker, epoch)."""
+class TrackedLoader:
+    """An augmenter (single- or multi-process) that remembers, per data worker, the ``stream`` record of the
+    last batch it handed out: the loader's part of the training state. Batches prefetched by a worker but never
+    handed out are not counted, so a resume continues each worker's streams right after what was trained on."""
+
+    def __init__(self, augmenter):
+        self.augmenter = augmenter
+        self.streams: dict[int, dict] = {}
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        batch = next(self.augmenter)
+        stream = batch.get("stream")
+        if stream is not None:
+            self.streams[stream["worker"]] = stream
+        return batch
+
+    @property
+    def data_loader(self):
+        """The ``InteractiveDataLoader`` (in this process only without augmentation workers)."""
+        return getattr(self.augmenter, "data_loader", None) or getattr(self.augmenter, "generator", None)
+
+    def state_dict(self) -> dict[int, dict]:
+        return {w: dict(s) for w, s in self.streams.items()}
+
+    def _finish(self) -> None:
+        finish = getattr(self.augmenter, "_finish", None)
+        if finish is not None:
+            finish()
+
+
+def build_dataloaders(trainer, resume: dict | None = None):
+    """(train, val) ``TrackedLoader``s yielding interactive batches; each worker's streams start from
+    (seed, rank, worker, epoch), or continue from ``resume`` (``{"train": {worker: stream}, "val": …}``)."""
     from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
     from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
 
@@ -38,17 +72,20 @@ def build_dataloaders(trainer):
     from nninteractive_train.training.collection import sampler_factory_for
 
     sampler_factory = sampler_factory_for(trainer, dataset_tr.identifiers)
+    resume = resume or {}
     common = dict(sim_params=sim_params(cfg), spacing=spacing, seed=cfg.training.seed, rank=env.rank,
                   epoch=trainer.current_epoch)
     dl_tr = InteractiveDataLoader(dataset_tr, trainer.batch_size, patch, trainer.label_manager,
                                   transforms=training_transforms(patch, cfg.data),
                                   spatial=spatial_augmentation(cfg.data, ROTATION),
-                                  sampler_factory=sampler_factory, **common)
+                                  sampler_factory=sampler_factory, resume=resume.get("train"), **common)
     dl_val = InteractiveDataLoader(dataset_val, trainer.batch_size, patch, trainer.label_manager,
-                                   transforms=validation_transforms(), **dict(common, seed=common["seed"] + 1))
+                                   transforms=validation_transforms(), resume=resume.get("val"),
+                                   **dict(common, seed=common["seed"] + 1))
     n = num_workers(cfg)
     if n == 0:
-        return SingleThreadedAugmenter(dl_tr, None), SingleThreadedAugmenter(dl_val, None)
+        return (TrackedLoader(SingleThreadedAugmenter(dl_tr, None)),
+                TrackedLoader(SingleThreadedAugmenter(dl_val, None)))
     pin = trainer.device.type == "cuda"
     seeds = [int_seed(cfg.training.seed, env.rank, i, trainer.current_epoch) for i in range(n)]
     n_val = max(1, n // 2)
@@ -57,4 +94,4 @@ def build_dataloaders(trainer):
                                       wait_time=0.002)
     val = NonDetMultiThreadedAugmenter(dl_val, None, n_val, num_cached=max(3, n // 4), seeds=val_seeds,
                                        pin_memory=pin, wait_time=0.002)
-    return tr, val
+    return TrackedLoader(tr), TrackedLoader(val)

@@ -7,12 +7,15 @@ usually ready one or two steps after its prediction, and the trainer never waits
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
 import torch
 
 from nninteractive_train.training.schedule import followup_probability, stream_seed
+
+log = logging.getLogger(__name__)
 
 
 class InteractionRound:
@@ -93,8 +96,28 @@ class InteractionRound:
             "sim_restarted_workers": stats.get("restarted", 0),
         }
 
-    def state_dict(self) -> dict:
-        return {"rng": self.rng.bit_generator.state, "pool": self.pool.state_dict()}
+    def prepare(self, batch_shape: tuple[int, ...]) -> None:
+        """Allocate the pool's shared-memory slots for batches of ``batch_shape`` (B, C, X, Y, Z) now, so that a
+        /dev/shm too small for them is one clear error before the first step (``MemoryError`` naming the free
+        space) rather than a failure hours into the run."""
+        if self.pool.num_workers == 0:
+            return  # in-process slots are plain memory, allocated on first use
+        b, spatial = batch_shape[0], tuple(batch_shape[2:])
+        zeros = {"data": np.broadcast_to(np.float32(0), batch_shape),  # no memory: only shapes are read
+                 "target": np.broadcast_to(np.uint8(0), (b, *spatial)),
+                 "prediction": np.broadcast_to(np.uint8(0), (b, *spatial)),
+                 "agents": [None] * b, "meta": [{}] * b}
+        self.pool.prepare(zeros)
+
+    def state_dict(self, include_pending: bool = True, settle_s: float = 60.0) -> dict:
+        """The round's stream (follow-up draws, pool batch counter), this epoch's counters and, with
+        ``include_pending``, the follow-up batches waiting in the pool (those a worker is simulating are given
+        ``settle_s`` seconds to finish)."""
+        if include_pending and self.pool.settle(settle_s):
+            log.warning("follow-up batches still in simulation after %.0f s are not saved", settle_s)
+        counters = {k: getattr(self, k) for k in ("n_batches", "n_followup_batches", "n_samples", "n_interactions")}
+        return {"rng": self.rng.bit_generator.state, "pool": self.pool.state_dict(include_ready=include_pending),
+                "epoch_counters": counters}
 
     def load_state_dict(self, state: dict | None) -> None:
         if not state:
@@ -102,6 +125,8 @@ class InteractionRound:
         self.rng.bit_generator.state = state["rng"]
         if state.get("pool") is not None:
             self.pool.load_state_dict(state["pool"])
+        for k, v in (state.get("epoch_counters") or {}).items():
+            setattr(self, k, v)
 
     def close(self) -> None:
         self.pool.close()

@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from nninteractive_train.config import RunConfig, from_dict, save_config
+from nninteractive_train.config import RunConfig, from_dict, resume_config, save_config
 from nninteractive_train.files import atomic_write_json
 from nninteractive_train.distributed import DistEnv, init_distributed, resolve_env, split_batch
 from nninteractive_train.nnunet_env import apply_env
@@ -78,7 +78,8 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, dataset_id: int, resume: bool
         raise SetupError("the run folder already holds a run", run_dir,
                          hint="pass --resume to continue it, or choose another --output")
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, config_file)
+    if not config_file.exists() or run_config_of(run_dir) != cfg:  # a resume rewrites it only for allowed changes
+        save_config(cfg, config_file)
     info_file = run_dir / "run_info.json"
     info = json.loads(info_file.read_text()) if resume and info_file.is_file() else {
         "started": now_iso(), "commit": repository_commit(),
@@ -91,9 +92,12 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, dataset_id: int, resume: bool
 
 
 def resume_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint to resume from: latest, else None (with final present, the run is complete)."""
-    latest = run_dir / CHECKPOINTS["latest"]
-    return latest if latest.is_file() else None
+    """The checkpoint to resume from: latest, else final (a finished run that ``--allow-config-change
+    training.num_epochs`` may extend), else None."""
+    for name in ("latest", "final"):
+        if (run_dir / CHECKPOINTS[name]).is_file():
+            return run_dir / CHECKPOINTS[name]
+    return None
 
 
 def load_pretrained(module, model_dir: str | os.PathLike) -> None:
@@ -124,29 +128,65 @@ def load_pretrained(module, model_dir: str | os.PathLike) -> None:
     module.load_state_dict(weights)
 
 
-def train(dataset_id: int, cfg: RunConfig, run_dir: str | os.PathLike, *, resume: bool = False,
-          pretrained: str | None = None, use_cuda: bool | None = None):
+def resolve_config(run_dir: Path, cfg: RunConfig | None, resume: bool,
+                   allow_config_change: tuple[str, ...] | list[str] = ()) -> RunConfig:
+    """The config this process trains with. A new run: ``cfg``. A resume: the run folder's ``config.yaml``, with
+    only the keys in ``allow_config_change`` taken from ``cfg`` (the config given again, None = none given); any
+    other difference is a ``ConfigError`` listing the keys (``config.resume_config``)."""
+    config_file = run_dir / "config.yaml"
+    if not (resume and config_file.is_file()):
+        if cfg is None:
+            raise SetupError(f"{config_file} not found: {run_dir} is not a run folder to resume")
+        return cfg
+    return resume_config(run_config_of(run_dir), cfg, allow_config_change, where=str(config_file))
+
+
+def read_resume_state(ckpt_file: Path, cfg: RunConfig):
+    """The training state in ``ckpt_file``, checked before any work: one ``CheckpointError`` naming the file
+    when it is truncated, foreign, or was written under a config that differs from the run's in keys that may
+    not change."""
+    from nninteractive_train.config import CHANGEABLE_ON_RESUME, config_diff
+    from nninteractive_train.training import checkpoint as ckpt
+    from nninteractive_train.training.state import TrainState
+
+    state = TrainState.from_checkpoint(ckpt.load(ckpt_file), ckpt_file)
+    fixed = [k for k in config_diff(state.config, cfg) if k not in CHANGEABLE_ON_RESUME]
+    if fixed:
+        raise ckpt.CheckpointError(f"the checkpoint was written by a run with another config than the run folder's "
+                                   f"config.yaml (differing: {', '.join(fixed)})", ckpt_file,
+                                   hint="it is not this run's checkpoint, or config.yaml was edited")
+    return state
+
+
+def train(dataset_id: int, cfg: RunConfig | None, run_dir: str | os.PathLike, *, resume: bool = False,
+          pretrained: str | None = None, use_cuda: bool | None = None,
+          allow_config_change: tuple[str, ...] | list[str] = ()):
     """Train ``dataset_id`` with ``cfg`` into ``run_dir`` on this process's rank.
 
-    Returns the trainer after training, or None when ``resume`` finds the run already complete.
+    On ``resume`` the run folder's config.yaml is the config (see ``resolve_config``; ``cfg`` None = use it as
+    it is) and checkpoint_latest.pth the state. Returns the trainer after training, or None when ``resume``
+    finds the run already complete.
     """
     import torch
 
+    run_dir = Path(run_dir).resolve()
+    saved_config = resume and (run_dir / "config.yaml").is_file()
+    cfg = resolve_config(run_dir, cfg, resume, allow_config_change)
     try:
         env = resolve_env()
         split_batch(cfg.model.global_batch_size, env.world_size)  # fails before any work
     except ValueError as e:
         raise SetupError(str(e)) from None
-    run_dir = Path(run_dir).resolve()
     require_env("nnUNet_raw")
     require_env("nnUNet_results")
-    cfg = apply_env(cfg)  # nnUNet_compile / nnUNet_n_proc_DA, as nnU-Net reads them (nnunet_env.py)
-    if resume and (run_dir / "config.yaml").is_file() and cfg.model.architecture is None:
-        # a run started from a model folder keeps that network whatever config the resume was given
-        saved = run_config_of(run_dir).model
-        cfg = copy.deepcopy(cfg)
-        cfg.model.architecture, cfg.model.pretrained = saved.architecture, saved.pretrained
-        cfg.model.export_patch_size = cfg.model.export_patch_size or saved.export_patch_size
+    # nnUNet_compile / nnUNet_n_proc_DA, as nnU-Net reads them (nnunet_env.py); both may change on resume
+    cfg = apply_env(cfg)
+    ckpt_file = resume_checkpoint(run_dir) if resume else None
+    state = read_resume_state(ckpt_file, cfg) if ckpt_file is not None else None
+    if state is not None and state.epoch >= cfg.training.num_epochs:
+        print(f"{run_dir} is complete ({ckpt_file.name} is at epoch {state.epoch} of {cfg.training.num_epochs}); "
+              f"nothing to resume")
+        return None
     folder_channels = None
     if pretrained is not None and not resume:
         cfg, folder_channels = adopt_pretrained(cfg, pretrained)
@@ -158,35 +198,73 @@ def train(dataset_id: int, cfg: RunConfig, run_dir: str | os.PathLike, *, resume
     if cfg.training.fold != "all" and env.is_distributed and not (pre / "splits_final.json").is_file():
         raise SetupError(f"{pre / 'splits_final.json'} is missing: every rank would write it; run one "
                          f"single-process epoch first or create it (nnU-Net's generate_crossval_split)")
-    ckpt_file = resume_checkpoint(run_dir) if resume else None
-    if resume and ckpt_file is None:
-        if (run_dir / CHECKPOINTS["final"]).is_file():
-            print(f"{run_dir} is complete (checkpoint_final.pth exists); nothing to resume")
-            return None
-        if (run_dir / "config.yaml").exists():
-            print(f"{run_dir} has no checkpoint_latest.pth yet; starting from epoch 0")
+    if resume and ckpt_file is None and saved_config:
+        print(f"{run_dir} has no checkpoint yet; starting from epoch 0")
     use_cuda = torch.cuda.is_available() if use_cuda is None else use_cuda
-    device = init_distributed(env, use_cuda)
+    device = init_distributed(env, use_cuda, timeout_s=cfg.training.dist_timeout_s)
     try:
         prepare_run_dir(run_dir, cfg, dataset_id, resume, env, pretrained)
         if env.is_distributed:
             torch.distributed.barrier()
         from nninteractive_train.training.trainer import build_trainer
 
-        torch.manual_seed(cfg.training.seed)  # the same initial weights for a seed (DDP broadcasts rank 0's anyway)
+        seed_process(cfg.training.seed, env.rank)
         trainer = build_trainer(cfg, plans, dataset_json, run_dir, env, device)
-        if ckpt_file is not None:
-            trainer.load_checkpoint(str(ckpt_file))
-            trainer.print_to_log_file(f"resumed from {ckpt_file} at epoch {trainer.current_epoch}")
+        if state is not None:
+            trainer.load_checkpoint(state)
+            trainer.print_to_log_file(f"resumed from {ckpt_file} at epoch {state.epoch}, iteration "
+                                      f"{state.iteration}")
+            state = None  # the trainer holds it until it is restored, then lets it go
         elif pretrained is not None:
             trainer.initialize()
             load_pretrained(trainer.module, pretrained)
             trainer.print_to_log_file(f"initialised from pretrained weights in {pretrained}")
-        trainer.run_training()
+        try:
+            trainer.run_training()
+        except RuntimeError as e:
+            if env.is_distributed and is_peer_failure(e):
+                raise lost_rank_error(env, e) from None
+            raise
     finally:
         if env.is_distributed and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
     return trainer
+
+
+def seed_process(seed: int, rank: int) -> None:
+    """Seed the process's global generators: torch alike on every rank (the same initial weights for a seed;
+    DDP broadcasts rank 0's anyway), numpy's and Python's per rank (batchgenerators' augmentations draw from
+    numpy's global generator in the trainer process when there are no augmentation workers)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from nninteractive_train.training.schedule import int_seed
+
+    torch.manual_seed(seed)
+    np.random.seed(int_seed(seed, rank, 5))
+    random.seed(int_seed(seed, rank, 6))
+
+
+def is_peer_failure(error: BaseException) -> bool:
+    """Whether ``error`` is a collective that failed because another rank died or stopped answering."""
+    import torch.distributed as dist
+
+    if isinstance(error, getattr(dist, "DistError", ())):
+        return True
+    text = str(error)
+    return any(s in text for s in ("gloo", "Gloo", "NCCL", "Connection reset", "Connection closed", "Timed out",
+                                   "timed out", "ProcessGroup"))
+
+
+def lost_rank_error(env: DistEnv, error: BaseException):
+    from nninteractive_train.training.loop import TrainingError
+
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return TrainingError(f"rank {env.rank} of {env.world_size} lost contact with the other ranks: another rank died "
+                         f"or stopped answering ({first[:300]}); every rank stops",
+                         hint="resume from the last checkpoint with --resume")
 
 
 def run_config_of(run_dir: str | os.PathLike) -> RunConfig:
@@ -199,7 +277,7 @@ def run_config_of(run_dir: str | os.PathLike) -> RunConfig:
     if not path.is_file():
         raise SetupError("not a run folder: it has no config.yaml", run_dir,
                          hint="start the run without --resume, or give the run folder")
-    hint = "give --config FILE (the run's config) to resume with it"
+    hint = "restore it: every checkpoint of the run holds its config (run_config)"
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:

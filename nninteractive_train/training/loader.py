@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from nninteractive_train.simulation.encoding import NUM_INTERACTION_CHANNELS
-from nninteractive_train.training.schedule import stream_seed
+from nninteractive_train.training.schedule import int_seed, stream_seed
 from nninteractive_train.training.spatial import SpatialAug, crop_box, draw_affine, patch_centre, source_box, warp
 
 
@@ -44,15 +44,20 @@ class InteractiveDataLoader(_nnunet_loader_base()):
             (``kinds``, ``kind_weights``, ``agent_weights``).
         spacing: (3,) voxel size in mm of the preprocessed data, handed to the simulators.
         seed, rank: stream identity; each worker process adds its thread id.
-        sampler_factory: optional callable ``(seed_sequence) -> sampler`` for a collection; None = per-label
+        sampler_factory: optional callable ``(seed: int) -> sampler`` for a collection; None = per-label
             connected components.
         spatial: rotation / scaling drawn per sample (``spatial.SpatialAug``); None = plain crops. ``transforms``
             then runs on the patch-sized result.
+        resume: per worker (thread id), the ``stream`` record of the last batch the trainer consumed from it in
+            an earlier run (see ``generate_train_batch``); that worker continues its streams from there.
+
+    Every batch carries ``stream``: the worker's id and its random stream and sampler state after the batch, so
+    the trainer can record where each worker's streams stand in what it has consumed (``data.TrackedLoader``).
     """
 
     def __init__(self, data, batch_size, patch_size, label_manager, *, transforms, sim_params: dict,
                  spacing: Sequence[float], seed: int, rank: int, epoch: int = 0, sampler_factory=None,
-                 spatial: SpatialAug | None = None):
+                 spatial: SpatialAug | None = None, resume: dict | None = None):
         super().__init__(data, batch_size, patch_size, patch_size, label_manager,
                          oversample_foreground_percent=1.0, transforms=transforms)
         self.spatial = spatial
@@ -60,6 +65,7 @@ class InteractiveDataLoader(_nnunet_loader_base()):
         self.spacing = tuple(float(s) for s in spacing)
         self.seed, self.rank, self.epoch = seed, rank, epoch
         self.sampler_factory = sampler_factory
+        self.resume = dict(resume or {})
         self._rng = None
         self._sampler = None
 
@@ -67,11 +73,24 @@ class InteractiveDataLoader(_nnunet_loader_base()):
     def rng(self) -> np.random.Generator:
         # created lazily: the worker's thread id is only known once the augmenter has started it
         if self._rng is None:
-            ss = stream_seed(self.seed, self.rank, self.thread_id, self.epoch)
-            self._rng = np.random.default_rng(ss)
+            saved = self.resume.get(self.thread_id)
+            # a new stream per start epoch, so a run restarted without saved streams does not replay old draws
+            self._rng = np.random.default_rng(stream_seed(self.seed, self.rank, self.thread_id, self.epoch))
+            if saved is not None:
+                self._rng.bit_generator.state = saved["rng"]
             if self.sampler_factory is not None:
-                self._sampler = self.sampler_factory(ss.spawn(1)[0])
+                sampler_seed = (saved["sampler"]["seed"] if saved is not None and saved.get("sampler")
+                                else int_seed(self.seed, self.rank, self.thread_id, self.epoch, 3))
+                self._sampler = self.sampler_factory(sampler_seed)
+                if saved is not None and saved.get("sampler"):
+                    self._sampler.load_state_dict(saved["sampler"])
         return self._rng
+
+    def stream_state(self) -> dict:
+        """This worker's id, random stream and sampler position (JSON-able apart from the generator's ints)."""
+        _ = self.rng
+        return {"worker": int(self.thread_id), "rng": self._rng.bit_generator.state,
+                "sampler": self._sampler.state_dict() if self._sampler is not None else None}
 
     def _sample(self, rng):
         pick = self._sampler.draw_sample(rng=rng) if self._sampler is not None else None
@@ -124,4 +143,5 @@ class InteractiveDataLoader(_nnunet_loader_base()):
                 agents.append(agent)
                 meta.append({"num_interactions": int(prompt is not None), "case": key, "spacing": self.spacing})
                 keys.append(key)
-        return {"data": data, "target": target, "agents": agents, "meta": meta, "keys": keys}
+        return {"data": data, "target": target, "agents": agents, "meta": meta, "keys": keys,
+                "stream": self.stream_state()}

@@ -1,18 +1,68 @@
-"""The epoch loop: nnU-Net's hooks in nnU-Net's order, plus follow-up batches, per-epoch metrics,
-and checkpoint-and-exit on SIGTERM / SIGUSR1 / SIGUSR2 (SLURM's pre-timeout signal)."""
+"""The epoch loop: nnU-Net's ``run_training`` with follow-up batches, and checkpoint-and-exit on SIGTERM /
+SIGUSR1 / SIGUSR2 (SLURM's pre-timeout signal) at any iteration. Everything else is a trainer hook
+(``trainer.py``); the records of metrics.jsonl and iterations.jsonl are built by the small functions below."""
 
 from __future__ import annotations
 
 import json
 import signal
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
+from nninteractive_train.errors import UserError
+
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def run_loop(trainer) -> None:
+    """Train from ``trainer``'s epoch and iteration (a resumed run's) to ``num_epochs``."""
+    stop = StopFlag()
+    try:
+        trainer.on_train_start()  # data, the interaction round and its shared memory, a resumed state
+        stop.install()
+        for epoch in range(trainer.current_epoch, trainer.num_epochs):
+            trainer.on_epoch_start()
+            trainer.on_train_epoch_start()
+            for it in range(trainer.start_iteration, trainer.num_iterations_per_epoch):
+                batch = trainer.interaction.next_batch(trainer.dataloader_train)  # a follow-up, else fresh
+                step = trainer.train_step(batch)
+                trainer.interaction.after_step(batch, step["logits"], epoch)  # maybe on to user simulation
+                trainer.on_iteration_end(batch, step, it)
+                if stop.agreed(trainer.is_ddp, trainer.object_group):
+                    save_and_stop(trainer, epoch, it + 1, stop.signum)
+            trainer.on_train_epoch_end()
+            with torch.no_grad():
+                trainer.on_validation_epoch_start()
+                trainer.on_validation_epoch_end([trainer.validation_step(next(trainer.dataloader_val))
+                                                 for _ in range(trainer.num_val_iterations_per_epoch)])
+            trainer.on_epoch_end()  # metrics.jsonl, periodic and best checkpoints
+        trainer.on_train_end()  # checkpoint_final.pth
+    finally:
+        stop.uninstall()
+        trainer.shutdown()
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on a signal after writing ``checkpoint_latest.pth``."""
+
+
+class TrainingError(UserError):
+    """Training cannot go on: a lost rank, or a checkpoint that could not be written (the message says which
+    and what is kept; the hint, how to continue)."""
+
+
+def save_and_stop(trainer, epoch: int, iteration: int, signum: int) -> None:
+    """Write checkpoint_latest.pth at (``epoch``, ``iteration``: the next one to run) and stop."""
+    latest = Path(trainer.output_folder) / "checkpoint_latest.pth"
+    if not trainer.save_checkpoint(str(latest), epoch=epoch, iteration=iteration):
+        raise TrainingError(f"signal {signum}: writing the checkpoint failed (see the log); the previous one is kept",
+                            latest, hint="--resume continues from it")
+    trainer.print_to_log_file(f"signal {signum}: saved {latest.name} at epoch {epoch}, iteration {iteration}; "
+                              f"stopping, resume with --resume")
+    raise TrainingInterrupted(signum)
 
 
 class StopFlag:
@@ -34,17 +84,41 @@ class StopFlag:
     def _handle(self, signum, frame) -> None:
         self.signum = signum
 
-    def agreed(self, distributed: bool) -> bool:
+    def agreed(self, distributed: bool, group=None) -> bool:
+        """True on every rank once any rank got a signal. ``group``: a gloo group (the flag is a CPU tensor)."""
         if not distributed:
             return self.signum != 0
         t = torch.tensor([self.signum], dtype=torch.int64)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
         self.signum = int(t.item())
         return self.signum != 0
 
 
-class TrainingInterrupted(Exception):
-    """Training stopped on a signal after writing ``checkpoint_latest.pth``."""
+def epoch_record(trainer, epoch: int) -> dict:
+    """The metrics.jsonl line of ``epoch`` (before interactive validation and training time are added)."""
+    rnd, iter_ms = trainer.interaction, trainer._iter_ms
+    return {
+        "epoch": epoch,
+        "train_loss": float(trainer.logger.get_value("train_losses", step=-1)),
+        "val_loss": float(trainer.logger.get_value("val_losses", step=-1)),
+        "pseudo_dice": float(trainer.logger.get_value("mean_fg_dice", step=-1)),
+        "p_followup": rnd.probability(epoch),
+        **rnd.epoch_stats(),
+        "iteration_ms": float(np.median(iter_ms)) if iter_ms else None,
+        # time spent waiting for batches / all iteration time: > a few % means the GPU starves
+        "data_wait_share": sum(rnd.waits_ms) / max(sum(iter_ms), 1e-9),
+        "lr": float(trainer.optimizer.param_groups[0]["lr"]),
+    }
+
+
+def iteration_record(epoch: int, iteration: int, loss: float, batch: dict) -> dict:
+    """The iterations.jsonl line of one step: its loss, and where its batch came from (a follow-up from the
+    pool, or a fresh batch from data worker ``worker`` whose sampler stood at ``sampler_position`` after it)."""
+    stream = batch.get("stream")
+    sampler = (stream or {}).get("sampler") or {}
+    return {"epoch": epoch, "iteration": iteration, "loss": loss, "followup": stream is None,
+            "worker": stream["worker"] if stream else None, "sampler_position": sampler.get("position"),
+            "cases": [m.get("case") for m in batch["meta"]]}
 
 
 def append_jsonl(path: Path, record: dict) -> None:
@@ -54,10 +128,10 @@ def append_jsonl(path: Path, record: dict) -> None:
         f.flush()
 
 
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    """The records of ``run_dir/metrics.jsonl`` in order ([] without the file); a line that does not parse (a
-    crash mid-write on another filesystem) is skipped."""
-    path = Path(run_dir) / "metrics.jsonl"
+def read_jsonl(path: str | Path) -> list[dict]:
+    """The records of a JSON-lines file in order ([] without the file); a line that does not parse (a crash
+    mid-write on another filesystem) is skipped."""
+    path = Path(path)
     if not path.is_file():
         return []
     out = []
@@ -69,69 +143,6 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     return out
 
 
-def run_loop(trainer) -> None:
-    from nninteractive_train.training.interaction import InteractionRound
-
-    trainer.on_train_start()
-    env = trainer.dist_env
-    if trainer.interaction is None:
-        trainer.interaction = InteractionRound(trainer.run_config, env.rank, trainer.num_epochs)
-    if trainer._resume_states:
-        trainer.interaction.load_state_dict(trainer._resume_states[env.rank])
-    trainer.restore_loader_state()
-    metrics_path = Path(trainer.output_folder) / "metrics.jsonl"
-    stop = StopFlag()
-    stop.install()
-    try:
-        for epoch in range(trainer.current_epoch, trainer.num_epochs):
-            t_epoch = time.perf_counter()
-            trainer.on_epoch_start()
-            trainer.on_train_epoch_start()
-            trainer.interaction.reset_epoch()
-            outputs, iter_ms = [], []
-            for _ in range(trainer.num_iterations_per_epoch):
-                t0 = time.perf_counter()
-                batch = trainer.interaction.next_batch(trainer.dataloader_train)
-                outputs.append(trainer.train_step(batch))
-                iter_ms.append((time.perf_counter() - t0) * 1e3)
-                if stop.agreed(trainer.is_ddp):
-                    trainer.save_checkpoint(str(Path(trainer.output_folder) / "checkpoint_latest.pth"),
-                                            next_epoch=epoch)
-                    trainer.print_to_log_file(f"signal {stop.signum}: saved checkpoint_latest.pth at epoch {epoch}, "
-                                              f"stopping; resume with --resume")
-                    raise TrainingInterrupted(stop.signum)
-            trainer.on_train_epoch_end(outputs)
-            with torch.no_grad():
-                trainer.on_validation_epoch_start()
-                val = [trainer.validation_step(next(trainer.dataloader_val))
-                       for _ in range(trainer.num_val_iterations_per_epoch)]
-                trainer.on_validation_epoch_end(val)
-            record = {
-                "epoch": epoch,
-                "train_loss": float(trainer.logger.get_value("train_losses", step=-1)),
-                "val_loss": float(trainer.logger.get_value("val_losses", step=-1)),
-                "pseudo_dice": float(trainer.logger.get_value("mean_fg_dice", step=-1)),
-                "p_followup": trainer.interaction.probability(epoch),
-                **trainer.interaction.epoch_stats(),
-                "iteration_ms": float(np.median(iter_ms)) if iter_ms else None,
-                # time spent waiting for batches / all iteration time: > a few % means the GPU starves
-                "data_wait_share": sum(trainer.interaction.waits_ms) / max(sum(iter_ms), 1e-9),
-                "lr": float(trainer.optimizer.param_groups[0]["lr"]),
-            }
-            extra = getattr(trainer, "epoch_metrics_hook", None)
-            if extra is not None:
-                record.update(extra(epoch))
-            # training time so far, without the interactive validation: the x axis of the learning curve
-            trainer.train_seconds += time.perf_counter() - t_epoch - record.get("val_seconds", 0.0)
-            record["train_minutes"] = trainer.train_seconds / 60
-            trainer.on_epoch_end()
-            if env.rank == 0:
-                append_jsonl(metrics_path, record)
-        trainer.on_train_end()
-    finally:
-        stop.uninstall()
-        trainer.interaction.close()
-        for dl in (trainer.dataloader_train, trainer.dataloader_val):
-            finish = getattr(dl, "_finish", None)
-            if finish is not None:
-                finish()
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The records of ``run_dir/metrics.jsonl`` in order ([] without the file)."""
+    return read_jsonl(Path(run_dir) / "metrics.jsonl")

@@ -4,13 +4,15 @@ What it changes relative to nnU-Net (everything else — loss, logging, progress
 and the poly schedule are nnU-Net's unless ``training.optimizer`` / ``warmup_epochs`` / ``freeze_encoder_epochs``
 say otherwise, ``optim.py``): 1 image + 7 prompt channels in, 2 classes out; batches of sampled objects with
 simulated prompts (``loader.py``); follow-up rounds through the user-simulation pool (``interaction.py``); device
-``cuda:LOCAL_RANK`` and DDP that also runs on CPU/gloo; atomic checkpoints that carry the resolved run config and
-the interaction/sampler state; the run folder given by the user instead of nnU-Net's results tree.
+``cuda:LOCAL_RANK`` and DDP that also runs on CPU/gloo; checkpoints that hold the whole training state
+(``state.py``: every rank's streams, resumable at any iteration); the run folder given by the user instead of
+nnU-Net's results tree. The hooks below are nnU-Net's, in its order; the loop that calls them is ``loop.py``.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +22,12 @@ import torch.nn.functional as F
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from nninteractive_train.config import RunConfig, to_dict
+from nninteractive_train.config import RunConfig
 from nninteractive_train.distributed import DistEnv, split_batch
+from nninteractive_train.paths import SetupError
 from nninteractive_train.simulation.encoding import NUM_INTERACTION_CHANNELS
 from nninteractive_train.training import checkpoint as ckpt
+from nninteractive_train.training.state import TrainState, capture, restore
 
 BINARY_LABELS = {"background": 0, "object": 1}
 
@@ -55,8 +59,14 @@ class nnInteractiveTrainer(nnUNetTrainer):
         self.initial_lr = cfg.training.initial_lr
         self.weight_decay = cfg.training.weight_decay
         self.save_every = cfg.training.save_every
-        self.interaction = None  # InteractionRound, created in on_train_start
+        self.interaction = None  # InteractionRound: created and restored in on_train_start, closed in shutdown
         self.train_seconds = 0.0  # wall time of training epochs so far, without interactive validation
+        self.start_iteration = 0  # first iteration of the epoch in progress (> 0 after a mid-epoch resume)
+        self.epoch_losses: list[float] = []
+        self._t_epoch = self._t_iter = time.perf_counter()
+        self._iter_ms: list[float] = []
+        self._resume: TrainState | None = None  # read by load_checkpoint, restored in on_train_start
+        self.object_group = None  # gloo group for CPU objects and the stop flag (NCCL would stage them on the GPU)
 
     # ---- network ---------------------------------------------------------------------------------------
     def _set_batch_size_and_oversample(self):
@@ -89,6 +99,8 @@ class nnInteractiveTrainer(nnUNetTrainer):
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.network = DDP(self.network, device_ids=ids)
         self.loss = self._build_loss()
+        if self.is_ddp:
+            self.object_group = object_group(self.run_config.training.dist_timeout_s)
         from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 
         self.dataset_class = infer_dataset_class(self.preprocessed_dataset_folder)
@@ -125,7 +137,8 @@ class nnInteractiveTrainer(nnUNetTrainer):
     def get_dataloaders(self):
         from nninteractive_train.training.data import build_dataloaders
 
-        return build_dataloaders(self)
+        mine = self._resume.rank_state(self.dist_env.rank, self.dist_env.world_size) if self._resume else None
+        return build_dataloaders(self, resume=mine.loaders if mine is not None else None)
 
     def _ds_targets(self, target: torch.Tensor) -> list[torch.Tensor] | torch.Tensor:
         """Deep-supervision targets from the full-resolution target (B, 1, X, Y, Z)."""
@@ -142,6 +155,8 @@ class nnInteractiveTrainer(nnUNetTrainer):
 
     # ---- steps -----------------------------------------------------------------------------------------
     def train_step(self, batch: dict) -> dict:
+        """One optimiser step. Returns ``loss`` (float) and ``logits`` (B, 2, X, Y, Z), detached: the prediction
+        the loop hands to the interaction round."""
         from torch import autocast
 
         from nnunetv2.utilities.helpers import dummy_context
@@ -164,10 +179,8 @@ class nnInteractiveTrainer(nnUNetTrainer):
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
             self.optimizer.step()
-        if self.interaction is not None:
-            logits = output[0] if isinstance(output, (list, tuple)) else output
-            self.interaction.after_step(batch, logits.detach(), self.current_epoch)
-        return {"loss": loss.detach().cpu().numpy()}
+        logits = output[0] if isinstance(output, (list, tuple)) else output
+        return {"loss": float(loss.detach().cpu()), "logits": logits.detach()}
 
     def validation_step(self, batch: dict) -> dict:
         batch = dict(batch, target=self._ds_targets(torch.as_tensor(batch["target"])))
@@ -196,80 +209,139 @@ class nnInteractiveTrainer(nnUNetTrainer):
             steps=t.interactive_val_steps, max_objects_per_case=t.interactive_val_objects,
             set_deep_supervision=self.set_deep_supervision_enabled)
 
-    # ---- loop, checkpoints -----------------------------------------------------------------------------
+    # ---- hooks (nnU-Net's, in nnU-Net's order; the loop is training/loop.py) ----------------------------
     def run_training(self):
         from nninteractive_train.training.loop import run_loop
 
         run_loop(self)
 
-    def checkpoint_dict(self, next_epoch: int) -> dict:
-        """Everything needed to resume and to export: nnU-Net's keys plus the run config and loop state."""
-        extra = self.interaction.state_dict() if self.interaction is not None else None
-        states = [None] * self.dist_env.world_size
-        if self.is_ddp:
-            dist.all_gather_object(states, extra)
-        else:
-            states = [extra]
-        return {
-            "network_weights": ckpt.clean_state_dict(self.module.state_dict()),
-            "optimizer_state": self.optimizer.state_dict(),
-            "grad_scaler_state": self.grad_scaler.state_dict() if self.grad_scaler is not None else None,
-            "logging": self.logger.get_checkpoint(),
-            "_best_ema": self._best_ema,
-            "current_epoch": next_epoch,
-            "train_seconds": self.train_seconds,
-            "init_args": self.my_init_kwargs,
-            "trainer_name": self.__class__.__name__,
-            "inference_allowed_mirroring_axes": self.inference_allowed_mirroring_axes,
-            "run_config": to_dict(self.run_config),
-            "rank_states": states,
-            "loader_sampler_state": self._loader_sampler_state(),
-            "torch_rng_state": torch.get_rng_state(),
-        }
+    def on_train_start(self):
+        """nnU-Net's start (data loaders that continue saved streams, plans.json, debug.json), then the
+        interaction round with its shared memory allocated (a too-small /dev/shm fails here), then a resumed
+        state restored: after everything that draws random numbers at start-up."""
+        from nninteractive_train.training.interaction import InteractionRound
 
-    def save_checkpoint(self, filename: str, next_epoch: int | None = None) -> None:
-        """Write ``filename`` atomically on rank 0; every rank contributes its loop state (a collective)."""
-        state = self.checkpoint_dict(self.current_epoch + 1 if next_epoch is None else next_epoch)
-        if self.dist_env.rank == 0 and not self.disable_checkpointing:
-            ckpt.atomic_save(state, filename)
+        super().on_train_start()
+        self.interaction = InteractionRound(self.run_config, self.dist_env.rank, self.num_epochs)
+        try:
+            self.interaction.prepare((self.batch_size, self.num_input_channels,
+                                      *[int(p) for p in self.configuration_manager.patch_size]))
+        except MemoryError as e:
+            raise SetupError(f"rank {self.dist_env.rank}: {e}") from None
+        if self._resume is not None:
+            restore(self, self._resume)
+            self._resume = None
+
+    def on_epoch_start(self):
+        self._t_epoch = time.perf_counter()
+        if self.start_iteration == 0:  # a resumed epoch keeps the start time it logged before
+            super().on_epoch_start()
+
+    def on_train_epoch_start(self):
+        self._t_iter, self._iter_ms = time.perf_counter(), []
+        if self.start_iteration == 0:
+            self.interaction.reset_epoch()
+            self.epoch_losses = []
+            super().on_train_epoch_start()
+        else:  # resumed mid-epoch: its learning rate and counters are already logged / restored
+            self.network.train()
+            self.lr_scheduler.step(self.current_epoch)
+            self.print_to_log_file(f"Epoch {self.current_epoch}, resumed at iteration {self.start_iteration}")
+
+    def on_iteration_end(self, batch: dict, step: dict, iteration: int) -> None:
+        """Keep the loss and the iteration time; with ``training.log_steps`` one line in iterations.jsonl."""
+        from nninteractive_train.training.loop import append_jsonl, iteration_record
+
+        self.epoch_losses.append(step["loss"])
+        now = time.perf_counter()
+        self._iter_ms.append((now - self._t_iter) * 1e3)
+        self._t_iter = now
+        if self.run_config.training.log_steps and self.dist_env.rank == 0:
+            append_jsonl(self.run_dir / "iterations.jsonl",
+                         iteration_record(self.current_epoch, iteration, step["loss"], batch))
+
+    def on_train_epoch_end(self, train_outputs=None):
+        super().on_train_epoch_end([{"loss": x} for x in self.epoch_losses])
+        self.start_iteration = 0
+
+    def on_epoch_end(self):
+        """Metrics of the epoch, then nnU-Net's end of epoch (log lines, periodic and best checkpoints)."""
+        from nninteractive_train.training.loop import append_jsonl, epoch_record
+
+        epoch = self.current_epoch
+        record = epoch_record(self, epoch)
+        record.update(self.epoch_metrics_hook(epoch))
+        # training time so far, without the interactive validation: the x axis of the learning curve
+        self.train_seconds += time.perf_counter() - self._t_epoch - record.get("val_seconds", 0.0)
+        record["train_minutes"] = self.train_seconds / 60
+        super().on_epoch_end()
+        if self.dist_env.rank == 0:
+            append_jsonl(self.run_dir / "metrics.jsonl", record)
+
+    def on_train_end(self):
+        """checkpoint_final.pth; checkpoint_latest.pth is removed only once the final one is written."""
+        from nninteractive_train.training.loop import TrainingError
+
+        final, latest = self.run_dir / "checkpoint_final.pth", self.run_dir / "checkpoint_latest.pth"
+        if not self.save_checkpoint(str(final), epoch=self.current_epoch):
+            raise TrainingError(f"writing the final checkpoint failed (see the log); {latest.name} is kept", final,
+                                hint="free space and resume with --resume")
+        if self.dist_env.rank == 0 and latest.is_file():
+            os.remove(latest)
+        self.shutdown()
+        self.print_to_log_file("Training done.")
+
+    def shutdown(self) -> None:
+        """Close the interaction round and stop the data workers; idempotent (also runs after a failure)."""
+        if self.interaction is not None:
+            self.interaction.close()
+        for dl in (self.dataloader_train, self.dataloader_val):
+            finish = getattr(dl, "_finish", None)
+            if finish is not None:
+                finish()
+
+    # ---- the training state ----------------------------------------------------------------------------
+    def save_checkpoint(self, filename: str, epoch: int | None = None, iteration: int = 0) -> bool:
+        """Write the training state to ``filename`` atomically (rank 0; every rank contributes). ``epoch``
+        defaults to the next one, as nnU-Net calls it from ``on_epoch_end``. A failed write (full disk, quota)
+        keeps the previous file, says so in the log and returns False; training goes on."""
+        # checkpoint_best.pth is for export, not for resuming: no waiting follow-up batches in it
+        followups = self.run_config.training.checkpoint_followups and Path(filename).name != "checkpoint_best.pth"
+        state = capture(self, self.current_epoch + 1 if epoch is None else epoch, iteration, followups)
+        ok = True
+        if state is not None and not self.disable_checkpointing:
+            error = ckpt.save_or_keep(state.to_checkpoint(), filename)
+            if error is not None:
+                ok = False
+                kept = "is kept unchanged" if os.path.isfile(filename) else "does not exist yet"
+                self.print_to_log_file(f"WARNING: writing {filename} failed: {error}; the previous "
+                                       f"{Path(filename).name} {kept}")
         if self.is_ddp:
-            dist.barrier()
+            dist.barrier(group=self.object_group)
+        return ok
 
     def load_checkpoint(self, filename_or_checkpoint) -> None:
-        checkpoint = (ckpt.load(filename_or_checkpoint, self.device)
-                      if isinstance(filename_or_checkpoint, (str, os.PathLike)) else filename_or_checkpoint)
+        """Read and check a checkpoint; it is restored in ``on_train_start`` (``state.restore``), once the data
+        loaders and the interaction round exist. Raises ``CheckpointError`` naming the file."""
+        if isinstance(filename_or_checkpoint, TrainState):
+            self._resume = filename_or_checkpoint
+        elif isinstance(filename_or_checkpoint, (str, os.PathLike)):  # CPU: RNG states must stay CPU tensors
+            checkpoint = ckpt.load(filename_or_checkpoint, "cpu")
+            self._resume = TrainState.from_checkpoint(checkpoint, filename_or_checkpoint)
+        else:
+            self._resume = TrainState.from_checkpoint(filename_or_checkpoint)
+        self.current_epoch = self._resume.epoch  # the loaders' fresh streams are keyed by the start epoch
         if not self.was_initialized:
             self.initialize()
-        self.module.load_state_dict(ckpt.clean_state_dict(checkpoint["network_weights"]))
-        self.current_epoch = checkpoint["current_epoch"]
-        self.train_seconds = checkpoint.get("train_seconds", 0.0)
-        self.logger.load_checkpoint(checkpoint["logging"])
-        self._best_ema = checkpoint["_best_ema"]
-        self.optimizer.load_state_dict(checkpoint["optimizer_state"])
-        if self.grad_scaler is not None and checkpoint.get("grad_scaler_state") is not None:
-            self.grad_scaler.load_state_dict(checkpoint["grad_scaler_state"])
-        self._resume_states = checkpoint.get("rank_states")
-        self._resume_sampler_state = checkpoint.get("loader_sampler_state")
 
-    def _in_process_loader(self):
-        """The training InteractiveDataLoader when it runs in this process (no augmentation workers)."""
-        return getattr(self.dataloader_train, "data_loader", None)
 
-    def _loader_sampler_state(self) -> dict | None:
-        """The collection sampler's position, when its stream lives in this process (else the workers'
-        streams are re-derived from (seed, rank, worker, epoch) on resume)."""
-        dl = self._in_process_loader()
-        if dl is None or dl.sampler_factory is None:
-            return None
-        _ = dl.rng  # creates the sampler on first use
-        return dl._sampler.state_dict()
+def object_group(timeout_s: float):
+    """A gloo process group over all ranks (the default group itself when it is gloo) with ``timeout_s``."""
+    from datetime import timedelta
 
-    def restore_loader_state(self) -> None:
-        state = getattr(self, "_resume_sampler_state", None)
-        dl = self._in_process_loader()
-        if state is not None and dl is not None and dl.sampler_factory is not None:
-            _ = dl.rng
-            dl._sampler.load_state_dict(state)
+    if dist.get_backend() == "gloo":
+        return None
+    return dist.new_group(backend="gloo", timeout=timedelta(seconds=timeout_s))
 
 
 def build_trainer(cfg: RunConfig, plans: dict, dataset_json: dict, run_dir: str | os.PathLike,
@@ -281,7 +353,6 @@ def build_trainer(cfg: RunConfig, plans: dict, dataset_json: dict, run_dir: str 
     trainer.run_dir = Path(run_dir)
     trainer.dist_env = env
     trainer._device = device
-    trainer._resume_states = None
     plans = dict(plans, continue_training=True)  # nnU-Net pops it without a default (docs/nnunet.md)
     djson = dict(dataset_json, labels=dict(BINARY_LABELS))
     fold = cfg.training.fold if cfg.training.fold == "all" else int(cfg.training.fold)

@@ -79,4 +79,16 @@ def test_training_draws_objects_from_the_collection(tmp_path, monkeypatch):
     fresh = sum(round((1 - l["followup_fraction"]) * 6) for l in lines)  # follow-up batches draw nothing
     assert state["position"] == 2 * fresh > 0  # batch size 2
     ck = torch.load(tmp_path / "run" / "checkpoint_final.pth", weights_only=False)
-    assert ck["loader_sampler_state"]["position"] > 0
+    assert ck["rank_states"][0]["loaders"]["train"][0]["sampler"]["position"] == state["position"]
+
+    # data.center_bias: the candidates were drawn with the config's power (recorded beside them, reused for the
+    # SuperVoxels); a run configured with another one is a clear error before any step
+    from nninteractive_train.data.paths import find_preprocessed_config
+    from nninteractive_train.paths import SetupError
+
+    folder = find_preprocessed_config(989)
+    assert json.loads((folder / "centers" / "info.json").read_text())["power"] == cfg.data.center_bias == 1.0
+    assert json.loads((folder / "supervoxels" / "index.json").read_text())["centers"]["power"] == 1.0
+    other = load_config(REPO / "configs" / "debug_cpu.yaml", ["data.center_bias=2"])
+    with pytest.raises(SetupError, match="centers/info.json: patch-centre candidates were drawn with center_bias 1"):
+        train(989, other, tmp_path / "run_bias", use_cuda=False)

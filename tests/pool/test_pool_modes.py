@@ -84,6 +84,42 @@ def test_state_dict_continues_the_stream():
     assert first["meta"] == second["meta"]
 
 
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_state_dict_carries_ready_batches(num_workers):
+    """A checkpoint of the pool holds the batches waiting to be polled (after `settle`, also those a worker was
+    still simulating); a new pool loaded from it hands them out in the same order, then continues the stream
+    exactly as the old pool does."""
+    with SimulationPool(rng_step, num_workers, seed=5, max_in_flight=3) as pool:
+        for i in range(2):
+            assert pool.submit(make_batch(i))
+        assert pool.settle(TIMEOUT) == 0
+        state = pool.state_dict(include_ready=True)
+        want = [pool.poll(copy=True) for _ in range(2)]
+        pool.submit(make_batch(9))
+        want.append(pool.get(timeout=TIMEOUT, copy=True))
+    assert [len(state["ready"]), state["seq"]] == [2, 2]
+    with SimulationPool(rng_step, num_workers, seed=5, max_in_flight=3) as pool:
+        pool.load_state_dict(state)
+        got = [pool.poll(copy=True) for _ in range(2)]
+        pool.submit(make_batch(9))
+        got.append(pool.get(timeout=TIMEOUT, copy=True))
+        assert pool.poll() is None
+    for a, b in zip(want, got):
+        np.testing.assert_array_equal(a["data"], b["data"])
+        np.testing.assert_array_equal(a["prediction"], b["prediction"])
+        assert a["meta"] == b["meta"] and a["agents"] == b["agents"]
+
+
+def test_saved_ready_batches_must_fit():
+    with SimulationPool(add_step, 0, max_in_flight=2) as pool:
+        for i in range(2):
+            pool.submit(make_batch(i))
+        state = pool.state_dict(include_ready=True)
+    with SimulationPool(add_step, 0, max_in_flight=1) as pool:
+        with pytest.raises(RuntimeError, match="do not fit"):
+            pool.load_state_dict(state)
+
+
 def test_new_shape_reallocates_slot():
     with SimulationPool(add_step, 0, max_in_flight=1) as pool:
         pool.submit(make_batch(0, size=8))

@@ -150,7 +150,7 @@ def generate_supervoxels(
     folder: str | os.PathLike,
     *,
     config: SupervoxelConfig = SupervoxelConfig(),
-    centers: CenterConfig = CenterConfig(),
+    centers: CenterConfig | None = None,
     sam: SamConfig | None = None,
     num_processes: int = 1,
     overwrite: bool = False,
@@ -162,10 +162,16 @@ def generate_supervoxels(
     Cases that already have a file are kept unless ``overwrite``. Returns the index written to
     ``folder/supervoxels/index.json``. ``backend="sam"`` needs ``sam`` (checked before any work; raises
     :class:`~.sam.SamUnavailable`) and runs in one process per GPU (``num_processes`` is capped at 1).
+    ``centers`` None: the centre-candidate settings the preprocessing recorded (``centers/info.json``, the run
+    config's ``data.center_bias``), so objects and SuperVoxels share one centre bias.
     """
     from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 
     folder = Path(folder)
+    if centers is None:
+        from ..centers import recorded_center_config
+
+        centers = recorded_center_config(folder / "centers")
     if config.backend not in BACKENDS:
         raise ValueError(f"unknown SuperVoxel backend {config.backend!r}; choose from {BACKENDS}")
     if config.backend == "sam":
