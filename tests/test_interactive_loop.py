@@ -119,3 +119,10 @@ def test_interactive_validation_is_logged(tmp_path):
     ckpt = torch.load(tmp_path / "r" / "checkpoint_final.pth", weights_only=False, map_location="cpu")
     assert "exp_avg" in str(ckpt["optimizer_state"]["state"][0].keys())  # AdamW's state
     assert ckpt["train_seconds"] > 0
+    # ... and in nnU-Net's logger: one value per epoch in its checkpoint, the fourth panel of progress.png
+    from PIL import Image
+
+    logged = ckpt["logging"]
+    assert logged["val_dice_1"] == [l["val_dice_1"] for l in lines]
+    assert logged["val_dice_1_lasso"] == [l["val_dice_1_lasso"] for l in lines]
+    assert Image.open(tmp_path / "r" / "progress.png").size == (1200, 2000)

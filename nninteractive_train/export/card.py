@@ -14,8 +14,9 @@ import os
 import subprocess
 from pathlib import Path
 
+from nninteractive_train.sampler.report import SAMPLING_SUMMARY
+
 PRETRAINED_LICENSE = "LICENSE.pretrained"
-SAMPLING_SUMMARY = "sampling_summary.json"  # written into the run folder at training start (training/launch.py)
 
 
 def repository_commit() -> str | None:

@@ -12,6 +12,9 @@ from ..data.manifest import Manifest
 from .object_sampler import ObjectSampler
 from .tables import sampling_tables
 
+SAMPLING_SUMMARY = "sampling_summary.json"
+"""The run folder's copy of ``collection_summary``, written by the trainer at training start for the model card."""
+
 
 def _chi2(observed: np.ndarray, expected_p: np.ndarray) -> dict[str, float]:
     from scipy.stats import chisquare

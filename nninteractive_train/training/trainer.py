@@ -24,9 +24,12 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from nninteractive_train.config import RunConfig
 from nninteractive_train.distributed import DistEnv, split_batch
+from nninteractive_train.files import atomic_write_json
 from nninteractive_train.paths import SetupError
+from nninteractive_train.sampler.report import SAMPLING_SUMMARY, collection_summary
 from nninteractive_train.simulation.encoding import NUM_INTERACTION_CHANNELS
 from nninteractive_train.training import checkpoint as ckpt
+from nninteractive_train.training import progress
 from nninteractive_train.training.state import TrainState, capture, restore
 
 BINARY_LABELS = {"background": 0, "object": 1}
@@ -48,6 +51,7 @@ class nnInteractiveTrainer(nnUNetTrainer):
     def __init__(self, plans: dict, configuration: str, fold, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
+        progress.install(self.logger)  # interactive validation metrics in progress.png and W&B
         cfg = self.run_config
         self.device = self._device  # nnU-Net forces cuda:<global rank> under DDP; we want cuda:LOCAL_RANK / cpu
         if self.device.type != "cuda":
@@ -222,6 +226,11 @@ class nnInteractiveTrainer(nnUNetTrainer):
         from nninteractive_train.training.interaction import InteractionRound
 
         super().on_train_start()
+        if self.dist_env.rank == 0:  # what the model card says about the training data
+            summary = collection_summary(self.preprocessed_dataset_folder_base, self.preprocessed_dataset_folder,
+                                         self.run_config.data.supervoxel_prob)
+            if summary is not None:
+                atomic_write_json(self.run_dir / SAMPLING_SUMMARY, summary)
         self.interaction = InteractionRound(self.run_config, self.dist_env.rank, self.num_epochs)
         try:
             self.interaction.prepare((self.batch_size, self.num_input_channels,
@@ -274,6 +283,7 @@ class nnInteractiveTrainer(nnUNetTrainer):
         # training time so far, without the interactive validation: the x axis of the learning curve
         self.train_seconds += time.perf_counter() - self._t_epoch - record.get("val_seconds", 0.0)
         record["train_minutes"] = self.train_seconds / 60
+        progress.log_interactive(self.logger, epoch, record)  # before nnU-Net's end of epoch draws progress.png
         super().on_epoch_end()
         if self.dist_env.rank == 0:
             append_jsonl(self.run_dir / "metrics.jsonl", record)

@@ -80,6 +80,9 @@ def test_training_draws_objects_from_the_collection(tmp_path, monkeypatch):
     assert state["position"] == 2 * fresh > 0  # batch size 2
     ck = torch.load(tmp_path / "run" / "checkpoint_final.pth", weights_only=False)
     assert ck["rank_states"][0]["loaders"]["train"][0]["sampler"]["position"] == state["position"]
+    # the run folder records the collection's sample shares for the model card
+    summary = json.loads((tmp_path / "run" / "sampling_summary.json").read_text())
+    assert summary["cases"] > 0 and abs(sum(d["expected_share"] for d in summary["datasets"]) - 1) < 1e-9
 
     # data.center_bias: the candidates were drawn with the config's power (recorded beside them, reused for the
     # SuperVoxels); a run configured with another one is a clear error before any step
