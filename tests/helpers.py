@@ -24,16 +24,22 @@ def prepared_dataset(dataset_id: int, num_cases: int = 4, seed: int = 0) -> int:
 
 
 def prepared_collection(dataset_id: int = 988) -> int:
-    """The demo collection (dataset_lists/demo.yaml: generated sources 991 and 992) built, preprocessed with
-    centre candidates and given SuperVoxels, once per test session (idempotent)."""
+    """The demo collection (dataset_lists/demo.yaml, its generated sources 991 and 992 written as 966 and 967: the
+    demo pipeline's test writes its own 991 into the same session folders) built, preprocessed with centre
+    candidates and given SuperVoxels, once per test session (idempotent)."""
     from nninteractive_train.cli import build_collection, generate_supervoxels, make_synthetic, plan_and_preprocess
 
     pre = Path(os.environ["nnUNet_preprocessed"])
     if not list(pre.glob(f"Dataset{dataset_id:03d}_*/*/supervoxels/index.json")):
-        make_synthetic.main(["-d", "991", "--num-cases", "3", "--seed", "1", "--name", "SynthA"])
-        make_synthetic.main(["-d", "992", "--num-cases", "2", "--seed", "2", "--name", "SynthB"])
+        make_synthetic.main(["-d", "966", "--num-cases", "3", "--seed", "1", "--name", "SynthA"])
+        make_synthetic.main(["-d", "967", "--num-cases", "2", "--seed", "2", "--name", "SynthB"])
+        import tempfile
+
+        lst = Path(tempfile.mkdtemp()) / "demo_collection.yaml"
+        lst.write_text((REPO / "dataset_lists" / "demo.yaml").read_text().replace("source: 991", "source: 966")
+                       .replace("source: 992", "source: 967"))
         d = str(dataset_id)
-        assert build_collection.main([str(REPO / "dataset_lists" / "demo.yaml"), "-d", d, "--quiet"]) == 0
+        assert build_collection.main([str(lst), "-d", d, "--quiet"]) == 0
         plan_and_preprocess.main(["-d", d, "--config", str(DEBUG_CFG), "-np", "1"])
         assert generate_supervoxels.main(["-d", d, "--quiet"]) == 0
     return dataset_id

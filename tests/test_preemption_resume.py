@@ -20,8 +20,9 @@ from nninteractive_train.training.schedule import followup_probability
 pytestmark = pytest.mark.slow
 DS = 990
 LONG = ["training.num_epochs=16", "training.save_every=1000"]
-# 2 epochs of 4 iterations, a log line per iteration, no periodic checkpoint: the SIGTERM one is the only one
-EXACT = ["training.num_epochs=2", "training.iterations_per_epoch=4", "training.log_steps=true",
+# 2 epochs of 8 iterations (enough that a SIGTERM sent after the first of epoch 1 lands inside it on a busy
+# machine), a log line per iteration, no periodic checkpoint: the SIGTERM one is the only one
+EXACT = ["training.num_epochs=2", "training.iterations_per_epoch=8", "training.log_steps=true",
          "training.save_every=1000"]
 SAME_METRICS = ("epoch", "train_loss", "val_loss", "pseudo_dice", "p_followup", "followup_fraction",
                 "mean_interactions", "lr")
@@ -102,7 +103,7 @@ def _interrupted_and_uninterrupted(tmp_path, kind, ds, extra=()):
     ref, cut = tmp_path / "uninterrupted", tmp_path / "interrupted"
     _finish(_start(kind, ds, ref, extra))
     procs = _start(kind, ds, cut, extra)
-    wait_for_lines(cut / "iterations.jsonl", 5, procs)  # epoch 1, iteration 0 done
+    wait_for_lines(cut / "iterations.jsonl", 9, procs)  # epoch 1, iteration 0 done
     procs[-1].send_signal(signal.SIGTERM)
     _finish(procs)
     ck = torch.load(cut / "checkpoint_latest.pth", weights_only=False)
@@ -119,9 +120,9 @@ def test_exact_resume(tmp_path, kind, dataset):
     follow-up batches waiting in the pool at the stop, and, for the collection, the sampler's draws)."""
     ds = prepared_collection() if dataset == "collection" else prepared_dataset(DS)
     ref, cut, stopped = _interrupted_and_uninterrupted(tmp_path, kind, ds)
-    assert (1, 1) <= stopped <= (1, 4), stopped
+    assert (1, 1) <= stopped <= (1, 8), stopped
     assert read_lines(cut / "iterations.jsonl") == read_lines(ref / "iterations.jsonl")
-    assert len(read_lines(ref / "iterations.jsonl")) == 8
+    assert len(read_lines(ref / "iterations.jsonl")) == 16
     a, b = (torch.load(d / "checkpoint_final.pth", weights_only=False)["network_weights"] for d in (ref, cut))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     metrics = [[{k: m[k] for k in SAME_METRICS} for m in _metrics(d)] for d in (ref, cut)]
