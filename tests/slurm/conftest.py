@@ -74,7 +74,7 @@ def missing_reason() -> str | None:
     absent = [b for b in DAEMONS + CLIENTS if shutil.which(b, path=SBIN_PATH) is None]
     if absent:
         return (f"SLURM is not installed ({', '.join(absent)} missing): apt-get install -y slurm-wlm munge "
-                f"(as root; .ci/run does it)")
+                f"(as root; scripts/test.sh does it)")
     if os.geteuid() != 0:
         return "the one-node test SLURM runs munged, slurmctld and slurmd as root; not root here"
     return None
