@@ -72,14 +72,22 @@ def wait_for(predicate, timeout: float, what: str, describe=None) -> None:
         time.sleep(0.3)
 
 
+@contextlib.contextmanager
+def cluster_env(cluster):
+    """The cluster's SLURM_CONF & co. in the environment for a module-scoped fixture (``monkeypatch`` is
+    function-scoped: the conftest's ``slurm`` fixture does the same per test)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in cluster.env.items():
+            mp.setenv(k, v)
+        yield
+
+
 @pytest.fixture(scope="module")
 def full_run(slurm_cluster, tmp_path_factory):
     """One uninterrupted job of the tiny config: (run folder, job id, final job info, wall seconds)."""
     prepared_dataset(DS)
     run_dir = tmp_path_factory.mktemp("full") / "run"
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in slurm_cluster.env.items():
-            mp.setenv(k, v)
+    with cluster_env(slurm_cluster):
         t0 = time.monotonic()
         job = submit(run_dir)
         info = slurm_cluster.wait_job(job, ended, JOB_TIMEOUT, "the end of the job")
@@ -108,9 +116,7 @@ def requeued_run(slurm_cluster, tmp_path_factory):
     Returns (run folder, job id, epoch at the checkpoint, final job info, wall seconds)."""
     prepared_dataset(DS)
     run_dir = tmp_path_factory.mktemp("requeue") / "run"
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in slurm_cluster.env.items():
-            mp.setenv(k, v)
+    with cluster_env(slurm_cluster):
         t0 = time.monotonic()
         job = submit(run_dir)
         wait_for(lambda: len(epochs(run_dir)) >= 1, JOB_TIMEOUT, "the first epoch", lambda: slurm_cluster.job(job))
