@@ -141,3 +141,20 @@ def test_distribution_matches_batchgeneratorsv2():
     assert stats.ks_2samp(a_norms.ravel(), b_norms.ravel()).pvalue > 1e-3
     assert stats.ks_2samp(a_tr, b_tr).pvalue > 1e-3
     assert abs(a_sync - b_sync) < 0.05
+
+
+@pytest.mark.parametrize("augment", [True, False])
+def test_augment_switch(augment):
+    """``data.augment=False`` trains on plain crops: no spatial transform and only the label clean-up, so a sample
+    passes through unchanged; the default keeps the full pipeline."""
+    from nninteractive_train.config import DataConfig
+    from nninteractive_train.training.augmentation import train_augmentation
+
+    transforms, spatial = train_augmentation([8, 16, 16], DataConfig(augment=augment))
+    assert (spatial is not None) == augment
+    assert (len(transforms.transforms) > 1) == augment
+    if not augment:
+        image = torch.randn(1, 8, 16, 16)
+        seg = (torch.rand(1, 8, 16, 16) > 0.5).to(torch.int16)
+        out = transforms(image=image.clone(), segmentation=seg.clone())
+        assert torch.equal(out["image"], image) and torch.equal(out["segmentation"], seg)

@@ -149,6 +149,9 @@ class DataConfig:
     """Probability of a random transpose of axes with equal patch extent."""
     p_invert: float = 0.1
     """Probability of intensity inversion."""
+    augment: bool = True
+    """False turns every training augmentation off (spatial and intensity; nnU-Net's ``nnUNetTrainerNoDA``), for
+    ablations and for checking what the augmentation costs at a given budget."""
 
 
 @dataclass

@@ -80,6 +80,14 @@ def training_transforms(patch_size: Sequence[int], data: DataConfig):
     return ComposeTransforms(t)
 
 
+def train_augmentation(patch_size: Sequence[int], data: DataConfig, rotation: float = np.pi / 6):
+    """(composed transforms, spatial augmentation or None) for the training loader; ``data.augment=False`` gives
+    plain crops with no intensity change (the validation pipeline)."""
+    if not data.augment:
+        return validation_transforms(), None
+    return training_transforms(patch_size, data), spatial_augmentation(data, rotation)
+
+
 def validation_transforms():
     from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
     from batchgeneratorsv2.transforms.utils.remove_label import RemoveLabelTansform

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nninteractive_train.training.augmentation import (spatial_augmentation, training_transforms,
-                                                        validation_transforms)
+from nninteractive_train.training.augmentation import train_augmentation, validation_transforms
 from nninteractive_train.training.loader import InteractiveDataLoader
 from nninteractive_train.training.schedule import int_seed
 
@@ -75,9 +74,9 @@ def build_dataloaders(trainer, resume: dict | None = None):
     resume = resume or {}
     common = dict(sim_params=sim_params(cfg), spacing=spacing, seed=cfg.training.seed, rank=env.rank,
                   epoch=trainer.current_epoch)
+    transforms, spatial = train_augmentation(patch, cfg.data, ROTATION)
     dl_tr = InteractiveDataLoader(dataset_tr, trainer.batch_size, patch, trainer.label_manager,
-                                  transforms=training_transforms(patch, cfg.data),
-                                  spatial=spatial_augmentation(cfg.data, ROTATION),
+                                  transforms=transforms, spatial=spatial,
                                   sampler_factory=sampler_factory, resume=resume.get("train"), **common)
     dl_val = InteractiveDataLoader(dataset_val, trainer.batch_size, patch, trainer.label_manager,
                                    transforms=validation_transforms(), resume=resume.get("val"),
