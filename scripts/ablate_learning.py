@@ -51,12 +51,13 @@ def run(demo_out: Path, tag: str, overrides: list[str], config: str, held_out: l
     from nninteractive_train.training.launch import run_config_of
     from nninteractive_train.training.loop import read_metrics
 
+    collection = collection or COLLECTION_ID
     base = demo_out / "ablations" / tag
     if base.exists():
         shutil.rmtree(base)
     run_dir, model_dir = base / "run", base / "model"
     t0 = time.perf_counter()
-    train.main(["-d", str(collection or COLLECTION_ID), "--config", config, "--output", str(run_dir),
+    train.main(["-d", str(collection), "--config", config, "--output", str(run_dir),
                 "training.interactive_val_every=0", *overrides])
     minutes = (time.perf_counter() - t0) / 60
     export.main([str(run_dir), str(model_dir)])
@@ -67,8 +68,8 @@ def run(demo_out: Path, tag: str, overrides: list[str], config: str, held_out: l
     summary = json.loads((base / "eval" / "summary.json").read_text())
     metrics = read_metrics(run_dir)
     per_kind = summary["results"]["per-kind"]
-    row = {"tag": tag, "overrides": overrides, "collection": collection or COLLECTION_ID,
-           "objects": summary["results"]["per-kind"][KINDS[0]]["runs"], "train_min": round(minutes, 2),
+    row = {"tag": tag, "overrides": overrides, "collection": collection,
+           "objects": per_kind[KINDS[0]]["runs"], "train_min": round(minutes, 2),
            "iterations": len(metrics) * run_config_of(run_dir).training.iterations_per_epoch,
            "iteration_ms": round(float(sum(m["iteration_ms"] for m in metrics) / len(metrics)), 1),
            "dice1": {k: round(per_kind[k]["dice"][0], 3) for k in KINDS},

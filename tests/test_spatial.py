@@ -150,7 +150,7 @@ def test_augment_switch(augment):
     from nninteractive_train.config import DataConfig
     from nninteractive_train.training.augmentation import train_augmentation
 
-    transforms, spatial = train_augmentation([8, 16, 16], DataConfig(augment=augment))
+    transforms, spatial = train_augmentation([8, 16, 16], DataConfig(augment=augment), np.pi / 6)
     assert (spatial is not None) == augment
     assert (len(transforms.transforms) > 1) == augment
     if not augment:

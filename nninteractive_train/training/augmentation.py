@@ -80,7 +80,7 @@ def training_transforms(patch_size: Sequence[int], data: DataConfig):
     return ComposeTransforms(t)
 
 
-def train_augmentation(patch_size: Sequence[int], data: DataConfig, rotation: float = np.pi / 6):
+def train_augmentation(patch_size: Sequence[int], data: DataConfig, rotation: float):
     """(composed transforms, spatial augmentation or None) for the training loader; ``data.augment=False`` gives
     plain crops with no intensity change (the validation pipeline)."""
     if not data.augment:
