@@ -374,3 +374,18 @@ def test_real_packages(tmp_path):
         dj = check_dataset(out[name][1], spacing=spacing)
         assert len(dj["crops"]) == n_cases and len(dj["labels"]) == n_labels, name
         assert min(min(b - a for a, b in box) for box in dj["crops"].values()) >= 48
+
+
+@pytest.mark.parametrize("trained", [False, True])
+def test_collection_list_trains_real_sources_only_when_asked(tmp_path, trained):
+    from nninteractive_train.demo.pipeline import GENERATED_ID, collection_list, write_report
+
+    real = {"colin27": (960, "Dataset960_Colin27AAL", ["colin27_000"])}
+    trained_real = real if trained else {}
+    datasets = collection_list(trained_real, ["generated_0015"])["datasets"]
+    assert [d["source"] for d in datasets] == [GENERATED_ID] + ([960] if trained else [])
+    assert datasets[0]["skip_cases"] == ["generated_0015"]  # held-out cases are never trained on
+    assert all(d["skip_cases"] == ["colin27_000"] for d in datasets[1:])
+    write_report(tmp_path, {}, {"train": 1.0}, real, trained_real)
+    header = (tmp_path / "README.md").read_text().splitlines()[2]
+    assert ("(trained on" in header) == trained and ("zero-shot" in header) == (not trained)
