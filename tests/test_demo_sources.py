@@ -386,6 +386,6 @@ def test_collection_list_trains_real_sources_only_when_asked(tmp_path, trained):
     assert [d["source"] for d in datasets] == [GENERATED_ID] + ([960] if trained else [])
     assert datasets[0]["skip_cases"] == ["generated_0015"]  # held-out cases are never trained on
     assert all(d["skip_cases"] == ["colin27_000"] for d in datasets[1:])
-    write_report(tmp_path, {}, {"train": 1.0}, real, trained_real)
+    write_report(tmp_path, {}, {"train": 1.0}, real, trained=trained)
     header = (tmp_path / "README.md").read_text().splitlines()[2]
     assert ("(trained on" in header) == trained and ("zero-shot" in header) == (not trained)

@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                             title="held-out generated objects, inference session")
     timings["report"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all
-    write_report(report, evals, timings, real, trained_real)
+    write_report(report, evals, timings, real, trained=args.train_real)
     print(f"\nreport: {report}\nmodel:  {model_dir}  (load it in napari / Slicer / MITK / ITK-SNAP through nninteractive)")
     return 0
 
@@ -179,11 +179,11 @@ def _cell(values: list, i: int) -> str:
     return f"{values[i]:.3f}" if i < len(values) and values[i] is not None else "n/a"
 
 
-def write_report(report: Path, evals: dict, timings: dict, real: dict, trained_real: dict) -> None:
+def write_report(report: Path, evals: dict, timings: dict, real: dict, *, trained: bool) -> None:
     """report/README.md: Dice after 1 and after 5 prompts per kind per evaluation, timings, what was used."""
     if not real:
         sources = "none (Debian packages missing or --generated-only)"
-    elif trained_real:
+    elif trained:
         sources = f"{', '.join(real)} (trained on, held-out crops evaluated)"
     else:
         sources = f"{', '.join(real)} (not trained on: evaluated zero-shot; --train-real trains on them)"
