@@ -90,8 +90,12 @@ class StopFlag:
             return self.signum != 0
         t = torch.tensor([self.signum], dtype=torch.int64)
         dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
-        self.signum = int(t.item())
-        return self.signum != 0
+        agreed = int(t.item())
+        # A signal whose handler ran during the all-reduce is not in ``t``: it stays pending for the next call
+        # (overwriting it with the reduced 0 lost it, and the run went on to its end), while every rank returns
+        # the same answer now.
+        self.signum = max(self.signum, agreed)
+        return agreed != 0
 
 
 def epoch_record(trainer, epoch: int) -> dict:
