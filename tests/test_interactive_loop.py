@@ -11,10 +11,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from helpers import DEBUG_CFG, PY, REPO, prepared_dataset, run
+from nninteractive_train.training.trainer import cpu_has_bf16
 
 pytestmark = pytest.mark.slow
 DS = 990
@@ -104,12 +106,17 @@ def test_two_rank_gloo_with_pool(tmp_path, repo):
 
 
 def test_interactive_validation_is_logged(tmp_path):
-    """Also: the learning curve's keys, held-out raw cases as the validation set, AdamW and channels-last."""
+    """Also: the learning curve's keys, held-out raw cases as the validation set, AdamW, channels-last and
+    bfloat16 autocast (the demo's options; float32 with a log line on a CPU without native bf16)."""
     prepared_dataset(DS)
     _train(tmp_path / "r", "training.interactive_val_every=1", "training.interactive_val_cases=1",
            f"training.interactive_val_raw={DS}", "training.interactive_val_case_names=[synthetic_0001]",
-           "training.optimizer=adamw", "training.initial_lr=0.002", "training.channels_last=true")
+           "training.optimizer=adamw", "training.initial_lr=0.002", "training.channels_last=true",
+           "training.cpu_bf16=true")
     lines = _metrics(tmp_path / "r")
+    assert all(np.isfinite(l["train_loss"]) for l in lines)
+    log = "".join(p.read_text() for p in (tmp_path / "r").glob("training_log_*.txt"))
+    assert ("no native bfloat16" in log) != cpu_has_bf16()
     assert len(lines) == 2
     for l in lines:
         assert 0.0 <= l["val_dice_1"] <= 1.0 and 0.0 <= l["val_dice_3"] <= 1.0

@@ -70,6 +70,7 @@ class nnInteractiveTrainer(nnUNetTrainer):
         self._t_epoch = self._t_iter = time.perf_counter()
         self._iter_ms: list[float] = []
         self._resume: TrainState | None = None  # read by load_checkpoint, restored in on_train_start
+        self.cpu_bf16 = False  # set in initialize: training.cpu_bf16 on a CPU with native bfloat16
         self.object_group = None  # gloo group for CPU objects and the stop flag (NCCL would stage them on the GPU)
 
     # ---- network ---------------------------------------------------------------------------------------
@@ -95,6 +96,9 @@ class nnInteractiveTrainer(nnUNetTrainer):
         ).to(self.device)
         if self.run_config.training.channels_last:
             self.network = self.network.to(memory_format=torch.channels_last_3d)
+        self.cpu_bf16 = self.device.type == "cpu" and self.run_config.training.cpu_bf16 and cpu_has_bf16()
+        if self.device.type == "cpu" and self.run_config.training.cpu_bf16 and not self.cpu_bf16:
+            self.print_to_log_file("training.cpu_bf16: this CPU has no native bfloat16 instructions; float32")
         if self._do_i_compile():
             self.network = torch.compile(self.network)
         self.optimizer, self.lr_scheduler = self.configure_optimizers()
@@ -170,8 +174,14 @@ class nnInteractiveTrainer(nnUNetTrainer):
             data = data.contiguous(memory_format=torch.channels_last_3d)
         target = self._ds_targets(torch.as_tensor(batch["target"]))
         self.optimizer.zero_grad(set_to_none=True)
-        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+        if self.device.type == "cuda":
+            context = autocast("cuda", enabled=True)
+        else:
+            context = autocast("cpu", dtype=torch.bfloat16) if self.cpu_bf16 else dummy_context()
+        with context:
             output = self.network(data)
+            if self.cpu_bf16:  # the loss's softmax and sums in float32, as CUDA's autocast does
+                output = [o.float() for o in output] if isinstance(output, (list, tuple)) else output.float()
             loss = self.loss(output, target)
         if self.grad_scaler is not None:
             self.grad_scaler.scale(loss).backward()
@@ -343,6 +353,15 @@ class nnInteractiveTrainer(nnUNetTrainer):
         self.current_epoch = self._resume.epoch  # the loaders' fresh streams are keyed by the start epoch
         if not self.was_initialized:
             self.initialize()
+
+
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 or AMX); emulated bf16 is slower than
+    float32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def object_group(timeout_s: float):
