@@ -96,8 +96,9 @@ class nnInteractiveTrainer(nnUNetTrainer):
         ).to(self.device)
         if self.run_config.training.channels_last:
             self.network = self.network.to(memory_format=torch.channels_last_3d)
-        self.cpu_bf16 = self.device.type == "cpu" and self.run_config.training.cpu_bf16 and cpu_has_bf16()
-        if self.device.type == "cpu" and self.run_config.training.cpu_bf16 and not self.cpu_bf16:
+        wants_bf16 = self.device.type == "cpu" and self.run_config.training.cpu_bf16
+        self.cpu_bf16 = wants_bf16 and cpu_has_bf16()
+        if wants_bf16 and not self.cpu_bf16:
             self.print_to_log_file("training.cpu_bf16: this CPU has no native bfloat16 instructions; float32")
         if self._do_i_compile():
             self.network = torch.compile(self.network)
