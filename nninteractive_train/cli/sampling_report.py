@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -37,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--draws", type=int, default=0, help="also draw N samples and show empirical frequencies")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler stream for --draws")
     p.add_argument("--supervoxel-prob", type=float, default=0.2, help="SuperVoxel probability (default 0.2)")
+    p.add_argument("--object-size-power", type=float, default=0.0,
+                   help="objects of a case drawn ∝ voxels^POWER (the run's data.object_size_power; default 0, the "
+                        "paper's uniform draw)")
     p.add_argument("-p", "--plans", default=None, help="plans identifier of the preprocessed folder with SuperVoxels")
     p.add_argument("-c", "--configuration", default=None, help="configuration of that folder")
     p.add_argument("--json", action="store_true", help="print the full report (every case) as JSON")
@@ -52,6 +56,8 @@ def _run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.supervoxel_prob <= 1:
         raise UsageError(f"--supervoxel-prob must be in [0, 1], got {args.supervoxel_prob}")
+    if not math.isfinite(args.object_size_power):
+        raise UsageError(f"--object-size-power must be a finite number, got {args.object_size_power}")
     if args.draws < 0:
         raise UsageError(f"--draws must be >= 0, got {args.draws}")
     man_file = find_manifest(args.dataset_id)
@@ -59,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
     sv_folder = _supervoxel_folder(args.dataset_id, args.plans, args.configuration)
     counts = load_supervoxel_counts(sv_folder, manifest.case_ids.tolist()) if sv_folder else None
     report = sampling_report(manifest, counts, supervoxel_prob=args.supervoxel_prob, draws=args.draws,
-                             seed=args.seed)
+                             seed=args.seed, size_power=args.object_size_power)
     report["manifest"] = str(man_file)
     report["supervoxel_folder"] = str(sv_folder) if sv_folder else None
     if args.json:

@@ -70,8 +70,10 @@ def interactive_configuration(base: dict, model: ModelConfig) -> dict:
 
 
 def _derived_architecture(base: dict, model: ModelConfig) -> dict:
-    """The planner's ResEnc architecture with the stages, widths and blocks of ``model`` for its patch."""
-    strides, kernels = stage_layout(model.patch_size, base["spacing"], model.max_stages)
+    """The planner's ResEnc architecture with the stages, widths and blocks of ``model`` for its patch, laid out
+    for ``model.layout_spacing`` (None: the data's spacing)."""
+    spacing = base["spacing"] if model.layout_spacing is None else model.layout_spacing
+    strides, kernels = stage_layout(model.patch_size, spacing, model.max_stages)
     n = len(strides)
     features = [min(model.base_features * 2**i, model.max_features) for i in range(n)]
     arch = copy.deepcopy(base["architecture"])

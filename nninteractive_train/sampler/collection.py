@@ -38,8 +38,9 @@ def collection_sampler(
     case_ids: Sequence[str] | None = None,
     preprocessed_folder: str | os.PathLike | None = None,
     supervoxel_prob: float = 0.2,
+    size_power: float = 0.0,
 ) -> ObjectSampler:
     """An :class:`ObjectSampler` over a built collection (see :func:`load_collection` for the arguments)."""
     manifest, counts = load_collection(dataset, case_ids=case_ids, preprocessed_folder=preprocessed_folder)
     return ObjectSampler(manifest, seed=seed, rank=rank, worker=worker, supervoxel_prob=supervoxel_prob,
-                         supervoxel_counts=counts)
+                         supervoxel_counts=counts, size_power=size_power)

@@ -71,6 +71,7 @@ class ObjectSampler:
         rank, worker: distributed rank and data-loader worker; each (seed, rank, worker) is its own stream.
         supervoxel_prob: probability of a SuperVoxel for a case that has real objects and SuperVoxels (paper: 0.2).
         supervoxel_counts: (n,) SuperVoxels per case, aligned with ``manifest.case_ids``; None = no SuperVoxels.
+        size_power: objects of a case drawn ∝ voxels^size_power (0: the paper's uniform draw; see ``tables``).
         block_size: draws generated per vectorised block (part of the stream definition).
     """
 
@@ -84,6 +85,7 @@ class ObjectSampler:
         supervoxel_prob: float = 0.2,
         supervoxel_counts: np.ndarray | None = None,
         block_size: int = 4096,
+        size_power: float = 0.0,
     ):
         if block_size < 1:
             raise ValueError("block_size must be >= 1")
@@ -92,7 +94,8 @@ class ObjectSampler:
         self.seed, self.rank, self.worker = int(base.entropy), int(rank), int(worker)
         self._spawn_key = tuple(int(k) for k in base.spawn_key) + (self.rank, self.worker)
         self.block_size = int(block_size)
-        self.tables: SamplingTables = sampling_tables(manifest, supervoxel_counts, supervoxel_prob=supervoxel_prob)
+        self.tables: SamplingTables = sampling_tables(manifest, supervoxel_counts, supervoxel_prob=supervoxel_prob,
+                                                         size_power=size_power)
         t = self.tables
         cum = np.cumsum(t.case_share)
         self._case_cum = cum / cum[-1]
@@ -121,6 +124,8 @@ class ObjectSampler:
         h = hashlib.sha1(manifest.fingerprint().encode())
         h.update(np.ascontiguousarray(self._sv_count).tobytes())
         h.update(repr(float(supervoxel_prob)).encode())
+        if size_power:  # keeps the fingerprints of paper-rule streams as they were
+            h.update(repr(float(size_power)).encode())
         self.fingerprint = h.hexdigest()[:16]
         self._seq = np.random.SeedSequence(self.seed, spawn_key=self._spawn_key)
         self.seek(0)

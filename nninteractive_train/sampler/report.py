@@ -35,10 +35,12 @@ def sampling_report(
     supervoxel_prob: float = 0.2,
     draws: int = 0,
     seed: int = 0,
+    size_power: float = 0.0,
 ) -> dict[str, Any]:
     """Expected shares per dataset, object type and case (exact), and with ``draws > 0`` empirical shares from
-    that many sampler draws (stream ``seed``, rank 0, worker 0) with chi-square tests. Returns a JSON-able dict."""
-    t = sampling_tables(manifest, supervoxel_counts, supervoxel_prob=supervoxel_prob)
+    that many sampler draws (stream ``seed``, rank 0, worker 0) with chi-square tests; ``size_power`` as in
+    ``sampling_tables``. Returns a JSON-able dict."""
+    t = sampling_tables(manifest, supervoxel_counts, supervoxel_prob=supervoxel_prob, size_power=size_power)
     k = manifest.objects_per_case()
     s = t.supervoxel_counts
     ds = manifest.case_dataset
@@ -49,7 +51,7 @@ def sampling_report(
     emp_sv = 0.0
     if draws > 0:
         batch = ObjectSampler(manifest, seed=seed, supervoxel_prob=supervoxel_prob,
-                              supervoxel_counts=supervoxel_counts).draw_many(draws)
+                              supervoxel_counts=supervoxel_counts, size_power=size_power).draw_many(draws)
         emp_case = np.bincount(batch.case_index, minlength=manifest.n_cases) / draws
         real = batch.object_index[batch.object_index >= 0]
         emp_obj = np.bincount(real, minlength=manifest.n_objects) / draws
@@ -92,7 +94,8 @@ def sampling_report(
 
     report: dict[str, Any] = {
         "collection": manifest.meta.get("name", ""), "cases": manifest.n_cases, "objects": manifest.n_objects,
-        "supervoxel_prob": supervoxel_prob, "expected_supervoxel_share": t.supervoxel_share,
+        "supervoxel_prob": supervoxel_prob, "object_size_power": float(size_power),
+        "expected_supervoxel_share": t.supervoxel_share,
         "cases_with_supervoxels": int((s > 0).sum()), "datasets": datasets, "object_types": types, "case_shares": cases,
     }
     if draws > 0:
@@ -114,6 +117,7 @@ def format_markdown(report: dict[str, Any], *, top: int = 10) -> str:
              f"{report['cases']} cases, {report['objects']} objects; SuperVoxel probability "
              f"{report['supervoxel_prob']}, {report['cases_with_supervoxels']} cases with SuperVoxels; expected "
              f"SuperVoxel share {pct(report['expected_supervoxel_share'])}"
+             + (f"; objects drawn ∝ voxels^{report['object_size_power']:g}" if report.get("object_size_power") else "")
              + (f", empirical {pct(report['empirical_supervoxel_share'])} over {report['draws']} draws (seed "
                 f"{report['seed']})" if emp else ""), ""]
     if emp:
@@ -148,7 +152,7 @@ def format_markdown(report: dict[str, Any], *, top: int = 10) -> str:
 
 
 def collection_summary(preprocessed_base: str | os.PathLike, data_dir: str | os.PathLike,
-                       supervoxel_prob: float) -> dict[str, Any] | None:
+                       supervoxel_prob: float, *, size_power: float = 0.0) -> dict[str, Any] | None:
     """The per-dataset part of the sampling report for a run's training data, for the run folder and the model
     card: None when the dataset is not a collection (no manifest in ``preprocessed_base``). ``data_dir`` is the
     preprocessed configuration folder (its SuperVoxel index gives the SuperVoxel counts)."""
@@ -160,6 +164,6 @@ def collection_summary(preprocessed_base: str | os.PathLike, data_dir: str | os.
         return None
     manifest = Manifest.load(man_file)
     report = sampling_report(manifest, load_supervoxel_counts(data_dir, manifest.case_ids.tolist()),
-                             supervoxel_prob=supervoxel_prob)
+                             supervoxel_prob=supervoxel_prob, size_power=size_power)
     keep = ("collection", "cases", "objects", "supervoxel_prob", "expected_supervoxel_share", "datasets")
     return {k: report[k] for k in keep}

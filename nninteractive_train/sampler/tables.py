@@ -11,7 +11,9 @@ For dataset d with manual weight w_d, case c with k_c real objects and s_c Super
 * a real object o of c: P(o | c, real) = q_o, uniform 1/k_c, or from the dataset's ``object_probs``: each listed
   object type t gets its probability split evenly among its objects in the case, the objects of unlisted types
   share 1 − Σ listed probabilities evenly, and the weights of the objects present are renormalised to 1 (uniform
-  if they are all 0).
+  if they are all 0);
+* with a size power a ≠ 0 (``data.object_size_power``, not the paper's rule), q_o is then multiplied by v_o^a,
+  v_o the object's voxels, and renormalised within its case: a > 0 draws the larger objects of a case more often.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class SamplingTables:
         return np.repeat(per_case, manifest.objects_per_case()) * self.object_prob
 
 
-def object_probabilities(manifest: Manifest) -> np.ndarray:
+def object_probabilities(manifest: Manifest, size_power: float = 0.0) -> np.ndarray:
     """(m,) P(o | c, real) for every real object (see the module docstring)."""
     starts = manifest.case_object_start
     counts = np.diff(starts)
@@ -77,7 +79,16 @@ def object_probabilities(manifest: Manifest) -> np.ndarray:
         w = np.where(listed[types], tprob[types] / per_type_n, rest / np.maximum(n_unlisted[local_case], 1))
         tot = np.bincount(local_case, weights=w, minlength=manifest.n_cases)[local_case]
         q[sel] = np.where(tot > 0, w / np.where(tot > 0, tot, 1.0), 1.0 / counts[local_case])
-    return q
+    return q if size_power == 0 else size_weighted(q, manifest.object_voxels, obj_case, manifest.n_cases, size_power)
+
+
+def size_weighted(q: np.ndarray, voxels: np.ndarray, obj_case: np.ndarray, n_cases: int, power: float) -> np.ndarray:
+    """(m,) ``q`` × voxels^power, renormalised within each case (a case whose weights are all 0 keeps ``q``)."""
+    if not np.isfinite(power):
+        raise ValueError(f"object size power must be finite, got {power}")
+    w = q * np.maximum(np.asarray(voxels, np.float64), 1.0) ** power
+    tot = np.bincount(obj_case, weights=w, minlength=n_cases)[obj_case]
+    return np.where(tot > 0, w / np.where(tot > 0, tot, 1.0), q)
 
 
 def sampling_tables(
@@ -85,6 +96,7 @@ def sampling_tables(
     supervoxel_counts: np.ndarray | None = None,
     *,
     supervoxel_prob: float = 0.2,
+    size_power: float = 0.0,
 ) -> SamplingTables:
     """Compute the exact probabilities of ``manifest``.
 
@@ -92,6 +104,7 @@ def sampling_tables(
         manifest: the collection.
         supervoxel_counts: (n,) SuperVoxels per case (aligned with ``manifest.case_ids``); None = none.
         supervoxel_prob: probability of a SuperVoxel for a case that has real objects and SuperVoxels.
+        size_power: exponent a of the object-size weighting v^a within a case (0: the paper's rule).
     """
     if not 0.0 <= supervoxel_prob <= 1.0:
         raise ValueError(f"supervoxel_prob must be in [0, 1], got {supervoxel_prob}")
@@ -117,5 +130,5 @@ def sampling_tables(
     case_share = np.where(drawable, p_d[ds] * root / np.where(root_sum[ds] > 0, root_sum[ds], 1.0), 0.0)
     sv = np.where(k == 0, (s > 0).astype(np.float64), np.where(s > 0, supervoxel_prob, 0.0))
     return SamplingTables(dataset_share=p_d, dataset_cases=n_d.astype(np.int64), case_share=case_share,
-                          case_sv_prob=sv, supervoxel_counts=s, object_prob=object_probabilities(manifest),
+                          case_sv_prob=sv, supervoxel_counts=s, object_prob=object_probabilities(manifest, size_power),
                           supervoxel_prob=float(supervoxel_prob))

@@ -68,6 +68,7 @@ class CollectionFactory:
     case_ids: list
     rank: int
     supervoxel_prob: float
+    size_power: float = 0.0
 
     def __call__(self, seed: int) -> CollectionDraws:
         from nninteractive_train.sampler.collection import collection_sampler
@@ -76,7 +77,7 @@ class CollectionFactory:
         # so a resume rebuilds the same stream from its saved state
         sampler = collection_sampler(self.dataset, seed=int(seed), rank=self.rank, worker=0,
                                      case_ids=self.case_ids, preprocessed_folder=self.data_dir,
-                                     supervoxel_prob=self.supervoxel_prob)
+                                     supervoxel_prob=self.supervoxel_prob, size_power=self.size_power)
         return CollectionDraws(sampler, self.data_dir)
 
 
@@ -100,7 +101,8 @@ def sampler_factory_for(trainer, identifiers) -> CollectionFactory | None:
         raise SetupError(str(e)) from None
     return CollectionFactory(dataset=str(base), data_dir=str(trainer.preprocessed_dataset_folder),
                              case_ids=sorted(identifiers), rank=trainer.dist_env.rank,
-                             supervoxel_prob=trainer.run_config.data.supervoxel_prob)
+                             supervoxel_prob=trainer.run_config.data.supervoxel_prob,
+                             size_power=trainer.run_config.data.object_size_power)
 
 
 def _case_centers(args) -> str | None:

@@ -239,7 +239,8 @@ class nnInteractiveTrainer(nnUNetTrainer):
         super().on_train_start()
         if self.dist_env.rank == 0:  # what the model card says about the training data
             summary = collection_summary(self.preprocessed_dataset_folder_base, self.preprocessed_dataset_folder,
-                                         self.run_config.data.supervoxel_prob)
+                                         self.run_config.data.supervoxel_prob,
+                                         size_power=self.run_config.data.object_size_power)
             if summary is not None:
                 atomic_write_json(self.run_dir / SAMPLING_SUMMARY, summary)
         self.interaction = InteractionRound(self.run_config, self.dist_env.rank, self.num_epochs)

@@ -105,6 +105,10 @@ def test_report_cli_on_built_collection(env, tmp_path, capsys):
     assert rep["cases_with_supervoxels"] == 2 and rep["supervoxel_folder"].endswith("P_3d")
     assert np.isclose(sum(r["expected_share"] for r in rep["case_shares"]), 1.0)
     assert exit_code(sampling_report.main, ["-d", "999"]) == 2
+    assert sampling_report.main(["-d", "950", "--json", "--object-size-power", "0.5"]) == 0
+    assert json.loads(capsys.readouterr().out)["object_size_power"] == 0.5
+    assert exit_code(sampling_report.main, ["-d", "950", "--object-size-power", "nan"]) == 2
+    assert "--object-size-power must be a finite number" in capsys.readouterr().err
     # the one-call loader the data loader uses: a training split + SuperVoxel counts
     from nninteractive_train.sampler import collection_sampler
 

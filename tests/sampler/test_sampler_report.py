@@ -34,3 +34,14 @@ def test_empirical_columns(manifest):
     md = format_markdown(rep, top=3)
     assert md.count("\n| D0") >= 5 and "empirical" in md and "the 3 most and 3 least likely" in md
     assert len([ln for ln in md.splitlines() if ln.startswith("| c") and "| D" in ln]) == 6
+
+
+def test_size_power_shifts_object_types_not_cases(manifest):
+    plain, sized = sampling_report(manifest, None), sampling_report(manifest, None, size_power=1.0, draws=5_000)
+    assert [r["expected_share"] for r in sized["case_shares"]] == pytest.approx(
+        [r["expected_share"] for r in plain["case_shares"]])
+    assert sum(r["expected_share"] for r in sized["object_types"]) == pytest.approx(1.0)
+    assert [r["expected_share"] for r in sized["object_types"]] != pytest.approx(
+        [r["expected_share"] for r in plain["object_types"]])
+    assert sized["object_size_power"] == 1.0 and "voxels^1" in format_markdown(sized)
+    assert "voxels^" not in format_markdown(plain)

@@ -101,7 +101,28 @@ def test_random_manifests_match_reference(seed):
     assert np.isclose(t.object_share(man).sum() + t.supervoxel_share, 1.0)
 
 
+@pytest.mark.parametrize("power", [0.0, 0.5, 1.0, -0.5])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_size_power_reweights_within_each_case(seed, power):
+    rng = np.random.default_rng(seed)
+    man = fake_manifest(n_datasets=4, n_cases=30, n_objects=120, override_every=2, rng=rng)
+    man.object_voxels[:] = rng.integers(0, 5000, man.n_objects)  # 0 included: counted as 1 voxel
+    base = sampling_tables(man, None)
+    t = sampling_tables(man, None, size_power=power)
+    assert np.array_equal(t.case_share, base.case_share)  # datasets and cases are drawn as before
+    for c in range(man.n_cases):
+        objs = list(man.object_range(c))
+        if not objs:
+            continue
+        w = np.array([base.object_prob[o] * max(man.object_voxels[o], 1) ** power for o in objs])
+        expected = w / w.sum() if w.sum() > 0 else base.object_prob[objs]
+        assert np.allclose(t.object_prob[objs], expected)
+    if power == 0:
+        assert np.array_equal(t.object_prob, base.object_prob)
+
+
 @pytest.mark.parametrize("kw, needle", [
+    ({"size_power": float("nan")}, "finite"),
     ({"supervoxel_counts": np.zeros(3)}, "shape"),
     ({"supervoxel_counts": -np.ones(10)}, "non-negative"),
     ({"supervoxel_prob": 1.5}, r"\[0, 1\]"),
