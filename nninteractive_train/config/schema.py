@@ -33,8 +33,8 @@ class ModelConfig:
     """Voxel spacing (mm per axis) the stage layout is planned for: nnU-Net's rule turns it into pooling strides
     and conv kernel sizes (an axis more than twice as coarse as the finest gets 1-wide kernels and no pooling in
     the first stages). None = the data's median spacing, nnU-Net's choice; ``[1, 1, 1]`` = 3×3×3 kernels and
-    pooling in every axis from the second stage, which lets a prompt's signal reach as far through the slices as
-    within them when the spacings of a collection vary (README, "The network's reach through the slices")."""
+    pooling in every axis from the second stage (on the demo's data it learnt less in 1000 steps: README, "A size
+    prior, not memorisation")."""
     export_patch_size: list[int] | None = None
     """Patch written into the exported plans; None = training patch, raised to at least 96 per axis (for a run
     started from a model folder: that folder's patch)."""
@@ -146,7 +146,7 @@ class DataConfig:
     """Probability of training on a SuperVoxel pseudo-object of the case (when it has any)."""
     object_size_power: float = 0.0
     """Objects of a case are drawn ∝ voxels^object_size_power: 0 = uniformly, the paper's rule; 0.5 draws an object
-    of 4,000 voxels twice as often as one of 1,000 (README, "Object size in the draw")."""
+    of 4,000 voxels twice as often as one of 1,000 (README, "A size prior, not memorisation")."""
     center_bias: float = 1.0
     """Exponent on the normalised distance-to-border used to pick a patch centre inside an object (0 = uniform
     over the object). Applied when the centre candidates are drawn, i.e. by ``nnInteractive_plan_and_preprocess
