@@ -35,6 +35,9 @@ def test_overrides_are_typed(repo):
     ("nonsense", "section.key=value"),
     ("interaction.kinds=[click]", "kinds"),
     ("training.optimizer=adam", "optimizer"),
+    ("data.object_size_power=.nan", "object_size_power"),
+    ("model.layout_spacing=[1,1]", "layout_spacing"),
+    ("model.layout_spacing=[1,0,1]", "layout_spacing"),
 ])
 def test_bad_overrides_name_the_problem(override, message):
     with pytest.raises(ConfigError, match=message):

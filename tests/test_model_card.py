@@ -77,4 +77,9 @@ def test_collection_summary_reaches_the_card(tmp_path):
     cap = next(d for d in summary["datasets"] if d["name"] == "CAP")
     assert f"| CAP | 0.5 | {cap['cases']} | {cap['objects']} | {100 * cap['expected_share']:.1f} % |" in md
     assert md.count("\n| ") >= len(summary["datasets"]) + 2
+    assert "voxels^" not in md and summary["object_size_power"] == 0.0
+    sized = collection_summary(base, base / "no_supervoxels", 0.2, size_power=0.5)
+    (run / SAMPLING_SUMMARY).write_text(json.dumps(sized))
+    assert "a case's objects drawn ∝ voxels^0.5" in card_markdown(model_card(run, {"run_config": {}}, {"name": "V1"},
+                                                                             "final", None))
     assert model_card(_run_dir(tmp_path / "b"), {}, {}, "final", None)["collection"] is None

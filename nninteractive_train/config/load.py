@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import typing
 from pathlib import Path
@@ -177,6 +178,11 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("training.warmup_epochs and training.freeze_encoder_epochs must be >= 0")
     if cfg.training.optimizer not in OPTIMIZERS:
         raise ConfigError(f"training.optimizer must be one of {list(OPTIMIZERS)}, got {cfg.training.optimizer!r}")
+    if not math.isfinite(cfg.data.object_size_power):
+        raise ConfigError(f"data.object_size_power must be a finite number, got {cfg.data.object_size_power}")
+    if cfg.model.layout_spacing is not None and (len(cfg.model.layout_spacing) != 3
+                                                 or not all(0 < v < math.inf for v in cfg.model.layout_spacing)):
+        raise ConfigError(f"model.layout_spacing must be 3 positive numbers (mm) or null, got {cfg.model.layout_spacing}")
     if cfg.training.fold != "all" and not str(cfg.training.fold).isdigit():
         raise ConfigError(f"training.fold must be an integer or 'all', got {cfg.training.fold!r}")
 

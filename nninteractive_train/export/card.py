@@ -108,8 +108,10 @@ def card_markdown(card: dict) -> str:
         lines += [f"## Training data: collection {coll['collection']}", "",
                   f"{coll['cases']} cases, {coll['objects']} objects; SuperVoxel pseudo-objects in "
                   f"{100 * coll['expected_supervoxel_share']:.1f} % of the samples (probability "
-                  f"{coll['supervoxel_prob']} where a case has them). Expected share of training samples per "
-                  "dataset (√cases × weight):", "",
+                  f"{coll['supervoxel_prob']} where a case has them"
+                  + (f"; a case's objects drawn ∝ voxels^{coll['object_size_power']:g}"
+                     if coll.get("object_size_power") else "")
+                  + "). Expected share of training samples per dataset (√cases × weight):", "",
                   "| dataset | weight | cases | objects | share | of which SuperVoxels |", "|---|---:|---:|---:|---:|---:|"]
         lines += [f"| {d['name']} | {d['weight']:g} | {d['cases']} | {d['objects']} | {100 * d['expected_share']:.1f} % "
                   f"| {100 * d['expected_supervoxel_share']:.1f} % |" for d in coll["datasets"]]

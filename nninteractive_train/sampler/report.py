@@ -165,5 +165,6 @@ def collection_summary(preprocessed_base: str | os.PathLike, data_dir: str | os.
     manifest = Manifest.load(man_file)
     report = sampling_report(manifest, load_supervoxel_counts(data_dir, manifest.case_ids.tolist()),
                              supervoxel_prob=supervoxel_prob, size_power=size_power)
-    keep = ("collection", "cases", "objects", "supervoxel_prob", "expected_supervoxel_share", "datasets")
+    keep = ("collection", "cases", "objects", "supervoxel_prob", "object_size_power", "expected_supervoxel_share",
+            "datasets")
     return {k: report[k] for k in keep}
