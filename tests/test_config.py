@@ -38,6 +38,8 @@ def test_overrides_are_typed(repo):
     ("data.object_size_power=.nan", "object_size_power"),
     ("model.layout_spacing=[1,1]", "layout_spacing"),
     ("model.layout_spacing=[1,0,1]", "layout_spacing"),
+    ("training.ema_decay=1", "ema_decay"),
+    ("training.ema_decay=0", "ema_decay"),
 ])
 def test_bad_overrides_name_the_problem(override, message):
     with pytest.raises(ConfigError, match=message):

@@ -112,19 +112,34 @@ def _interrupted_and_uninterrupted(tmp_path, kind, ds, extra=()):
     return ref, cut, (ck["current_epoch"], ck["iteration"])
 
 
-@pytest.mark.parametrize("kind, dataset", [("single", "generated"), ("two_ranks", "generated"),
-                                           ("single", "collection")])
-def test_exact_resume(tmp_path, kind, dataset):
+@pytest.mark.parametrize("kind, dataset, extra", [("single", "generated", ()),
+                                                  ("two_ranks", "generated", ("training.ema_decay=0.9",)),
+                                                  ("single", "collection", ())])
+def test_exact_resume(tmp_path, kind, dataset, extra):
     """As torchtitan tests its checkpoints: stopped at iteration k and resumed, the run ends with the
     uninterrupted run's weights, bit for bit, after the same per-iteration losses and batches (including the
-    follow-up batches waiting in the pool at the stop, and, for the collection, the sampler's draws)."""
+    follow-up batches waiting in the pool at the stop, and, for the collection, the sampler's draws); with
+    ``training.ema_decay`` the weights' average too, and that average is what the export writes."""
     ds = prepared_collection() if dataset == "collection" else prepared_dataset(DS)
-    ref, cut, stopped = _interrupted_and_uninterrupted(tmp_path, kind, ds)
+    ref, cut, stopped = _interrupted_and_uninterrupted(tmp_path, kind, ds, extra)
     assert (1, 1) <= stopped <= (1, 8), stopped
     assert read_lines(cut / "iterations.jsonl") == read_lines(ref / "iterations.jsonl")
     assert len(read_lines(ref / "iterations.jsonl")) == 16
-    a, b = (torch.load(d / "checkpoint_final.pth", weights_only=False)["network_weights"] for d in (ref, cut))
+    ck = [torch.load(d / "checkpoint_final.pth", weights_only=False) for d in (ref, cut)]
+    a, b = (c["network_weights"] for c in ck)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    if extra:
+        (ea, eb) = (c["ema"] for c in ck)
+        assert ea["updates"] == eb["updates"] == 16
+        assert all(torch.equal(ea["weights"][k], eb["weights"][k]) for k in a)
+        assert not all(torch.equal(ea["weights"][k], a[k]) for k in a)
+        from nninteractive_train.export import export_run
+
+        export_run(ref, tmp_path / "model")
+        exported = torch.load(tmp_path / "model" / "fold_0" / "checkpoint_final.pth", weights_only=False)
+        assert all(torch.equal(exported["network_weights"][k], ea["weights"][k]) for k in a)
+    else:
+        assert ck[0]["ema"] is None
     metrics = [[{k: m[k] for k in SAME_METRICS} for m in _metrics(d)] for d in (ref, cut)]
     assert metrics[0] == metrics[1] and len(metrics[0]) == 2
     if dataset == "collection":

@@ -176,6 +176,9 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"interaction.kinds must be a non-empty subset of point/bbox/lasso/scribble, got {bad}")
     if cfg.training.warmup_epochs < 0 or cfg.training.freeze_encoder_epochs < 0:
         raise ConfigError("training.warmup_epochs and training.freeze_encoder_epochs must be >= 0")
+    ema = cfg.training.ema_decay
+    if ema is not None and (isinstance(ema, bool) or not isinstance(ema, (int, float)) or not 0 < ema < 1):
+        raise ConfigError(f"training.ema_decay must be a number between 0 and 1 (exclusive) or null, got {ema!r}")
     if cfg.training.optimizer not in OPTIMIZERS:
         raise ConfigError(f"training.optimizer must be one of {list(OPTIMIZERS)}, got {cfg.training.optimizer!r}")
     if not math.isfinite(cfg.data.object_size_power):

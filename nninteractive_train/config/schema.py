@@ -69,6 +69,10 @@ class TrainingConfig:
     freeze_encoder_epochs: int = 0
     """Epochs during which the encoder does not change (its learning rate is 0), so a pretrained encoder is not
     disturbed while the decoder adapts; 0 = never."""
+    ema_decay: float | None = None
+    """Keep an exponential moving average of the weights, updated after every step with this decay (warmed up
+    from 0.1; 0.99 averages about the last 100 steps), and validate and export it instead of the last weights
+    (``training/ema.py``). None: off, as nnU-Net and the paper."""
     seed: int = 0
     """Base seed; every rank and data worker derives its own stream from (seed, rank, worker)."""
     save_every: int = 50

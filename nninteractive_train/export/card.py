@@ -60,6 +60,14 @@ def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def weights_kind(state: dict) -> str | None:
+    """What the exported weights are when not simply the checkpoint's last ones."""
+    ema = state.get("ema")
+    if not ema:
+        return None
+    return f"moving average of the weights (decay {ema['decay']:g}, {ema['updates']} updates)"
+
+
 def model_card(run_dir: Path, state: dict, dataset_json: dict, checkpoint: str, license_from: str | None) -> dict:
     """Everything the folder's user should know about where the weights came from."""
     info_file = run_dir / "run_info.json"
@@ -71,6 +79,7 @@ def model_card(run_dir: Path, state: dict, dataset_json: dict, checkpoint: str, 
         "trained_with_commit": info.get("commit"),
         "run_dir": str(run_dir),
         "checkpoint": checkpoint,
+        "weights": weights_kind(state),
         "epochs_trained": state.get("current_epoch"),
         "training_minutes": None if seconds is None else round(seconds / 60, 2),
         "dataset": {"id": info.get("dataset_id"), "name": dataset_json.get("name"),
@@ -98,7 +107,8 @@ def card_markdown(card: dict) -> str:
         f"{'n/a' if card['training_minutes'] is None else card['training_minutes']} min, optimiser {training.get('optimizer', 'sgd')} |",
         f"| network | patch {model.get('patch_size')}, features {model.get('base_features')}→"
         f"{model.get('max_features')}, blocks {model.get('blocks_per_stage')} |",
-        f"| checkpoint | {card['checkpoint']} of {card['run_dir']} |",
+        f"| checkpoint | {card['checkpoint']} of {card['run_dir']}"
+        + (f"; {card['weights']}" if card.get("weights") else "") + " |",
         f"| code | trained with commit {card['trained_with_commit']}, exported with {card['exported_with_commit']} |",
         f"| licence | {card['license'] or 'none given (pass --license FILE)'} |",
         f"| exported | {card['exported_at']} |", "",

@@ -1,8 +1,8 @@
 """The training state: everything a resume needs, in one object (torchtitan's ``TrainState``, lingua's train
 state), gathered from all ranks, written as one checkpoint file and restored in one place.
 
-Shared by all ranks: epoch and iteration (where the run stands), network, optimiser, grad scaler, nnU-Net's
-logger, training time, and the resolved config with its hash. The learning rate needs no state of its own: it
+Shared by all ranks: epoch and iteration (where the run stands), network, optimiser, grad scaler, the weights'
+moving average (``training.ema_decay``), nnU-Net's logger, training time, and the resolved config with its hash. The learning rate needs no state of its own: it
 is a function of the epoch (``optim.learning_rate``). Per rank (``RankState``): the process's torch / numpy /
 Python generators, the interaction round (follow-up draws, pool batch counter, waiting follow-up batches, epoch
 counters), every data worker's streams (augmentation generator and sampler position, as of the last batch the
@@ -79,6 +79,8 @@ class TrainState:
     train_seconds: float
     config: dict
     ranks: list[RankState]
+    ema: dict | None = None
+    """``WeightEMA.state_dict()`` (decay, updates, averaged weights) when ``training.ema_decay`` is set."""
     extra: dict = field(default_factory=dict)
     """nnU-Net's informational keys (``init_args``, ``trainer_name``, ``inference_allowed_mirroring_axes``)."""
 
@@ -105,7 +107,7 @@ class TrainState:
             "grad_scaler_state": self.grad_scaler, "logging": self.logging, "_best_ema": self.best_ema,
             "current_epoch": self.epoch, "iteration": self.iteration, "train_seconds": self.train_seconds,
             "run_config": self.config, "config_hash": self.config_hash,
-            "rank_states": [vars(r) for r in self.ranks], **self.extra,
+            "rank_states": [vars(r) for r in self.ranks], "ema": self.ema, **self.extra,
         }
 
     @classmethod
@@ -136,6 +138,7 @@ class TrainState:
                    network=ck["network_weights"], optimizer=ck["optimizer_state"],
                    grad_scaler=ck.get("grad_scaler_state"), logging=ck.get("logging"), best_ema=ck.get("_best_ema"),
                    train_seconds=float(ck.get("train_seconds", 0.0)), config=ck["run_config"], ranks=ranks,
+                   ema=ck.get("ema"),
                    extra={k: ck[k] for k in extra_keys if k in ck})
 
 
@@ -178,6 +181,7 @@ def capture(trainer, epoch: int, iteration: int = 0, followups: bool = True) -> 
         grad_scaler=trainer.grad_scaler.state_dict() if trainer.grad_scaler is not None else None,
         logging=trainer.logger.get_checkpoint(), best_ema=trainer._best_ema, train_seconds=seconds,
         config=to_dict(trainer.run_config), ranks=ranks,
+        ema=trainer.ema.state_dict() if trainer.ema is not None else None,
         extra={"init_args": trainer.my_init_kwargs, "trainer_name": trainer.__class__.__name__,
                "inference_allowed_mirroring_axes": trainer.inference_allowed_mirroring_axes})
 
@@ -190,6 +194,8 @@ def restore(trainer, state: TrainState) -> None:
 
     trainer.module.load_state_dict(clean_state_dict(state.network))
     trainer.optimizer.load_state_dict(state.optimizer)
+    if trainer.ema is not None and state.ema is not None:
+        trainer.ema.load_state_dict(state.ema)
     if trainer.grad_scaler is not None and state.grad_scaler is not None:
         trainer.grad_scaler.load_state_dict(state.grad_scaler)
     trainer.logger.load_checkpoint(state.logging)

@@ -6,7 +6,8 @@ say otherwise, ``optim.py``): 1 image + 7 prompt channels in, 2 classes out; bat
 simulated prompts (``loader.py``); follow-up rounds through the user-simulation pool (``interaction.py``); device
 ``cuda:LOCAL_RANK`` and DDP that also runs on CPU/gloo; checkpoints that hold the whole training state
 (``state.py``: every rank's streams, resumable at any iteration); the run folder given by the user instead of
-nnU-Net's results tree. The hooks below are nnU-Net's, in its order; the loop that calls them is ``loop.py``.
+nnU-Net's results tree; with ``training.ema_decay`` a moving average of the weights (``ema.py``) that the
+interactive validation scores and the export writes. The hooks below are nnU-Net's, in its order; the loop that calls them is ``loop.py``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from nninteractive_train.sampler.report import SAMPLING_SUMMARY, collection_summ
 from nninteractive_train.simulation.encoding import NUM_INTERACTION_CHANNELS
 from nninteractive_train.training import checkpoint as ckpt
 from nninteractive_train.training import progress
+from nninteractive_train.training.ema import WeightEMA
 from nninteractive_train.training.state import TrainState, capture, restore
 
 BINARY_LABELS = {"background": 0, "object": 1}
@@ -71,6 +73,7 @@ class nnInteractiveTrainer(nnUNetTrainer):
         self._iter_ms: list[float] = []
         self._resume: TrainState | None = None  # read by load_checkpoint, restored in on_train_start
         self.cpu_bf16 = False  # set in initialize: training.cpu_bf16 on a CPU with native bfloat16
+        self.ema: WeightEMA | None = None  # training.ema_decay: the weights' moving average (ema.py)
         self.object_group = None  # gloo group for CPU objects and the stop flag (NCCL would stage them on the GPU)
 
     # ---- network ---------------------------------------------------------------------------------------
@@ -108,6 +111,8 @@ class nnInteractiveTrainer(nnUNetTrainer):
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.network = DDP(self.network, device_ids=ids)
         self.loss = self._build_loss()
+        decay = self.run_config.training.ema_decay
+        self.ema = WeightEMA(self.module, decay) if decay is not None else None
         if self.is_ddp:
             self.object_group = object_group(self.run_config.training.dist_timeout_s)
         from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
@@ -194,6 +199,8 @@ class nnInteractiveTrainer(nnUNetTrainer):
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
             self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.module)
         logits = output[0] if isinstance(output, (list, tuple)) else output
         return {"loss": float(loss.detach().cpu()), "logits": logits.detach()}
 
@@ -218,11 +225,14 @@ class nnInteractiveTrainer(nnUNetTrainer):
                                           max_cases=t.interactive_val_cases) if t.interactive_val_raw else
                 load_validation_cases(self.get_tr_and_val_datasets()[1], max_cases=t.interactive_val_cases))
         rng = np.random.default_rng([cfg.training.seed, 11])  # the same prompts every time: comparable epochs
+        # the weights that will be exported: the average when training.ema_decay is set
+        network, toggle = ((self.ema.averaged(self.module), None) if self.ema is not None
+                           else (self.module, self.set_deep_supervision_enabled))
         return interactive_validation(
-            self.module, self.plans_manager.plans, cfg.model.configuration, self.dataset_json, self._val_cases,
+            network, self.plans_manager.plans, cfg.model.configuration, self.dataset_json, self._val_cases,
             rng=rng, device=self.device, decay=cfg.interaction.decay, export_patch=cfg.model.export_patch_size,
             steps=t.interactive_val_steps, max_objects_per_case=t.interactive_val_objects,
-            set_deep_supervision=self.set_deep_supervision_enabled)
+            set_deep_supervision=toggle)
 
     # ---- hooks (nnU-Net's, in nnU-Net's order; the loop is training/loop.py) ----------------------------
     def run_training(self):
