@@ -2,7 +2,9 @@
 
 Batch-1 steps on one object with one prompt make the weights of a short run jump from step to step; their average
 over the last ~1 / (1 - decay) steps is the model that is validated and exported when ``training.ema_decay`` is
-set (the raw weights keep training and are what a resume continues). The decay is warmed up as
+set (the raw weights keep training and are what a resume continues). Under nnU-Net's poly schedule, whose last
+steps are small, it changed nothing measurable in the demo (README, row E1); it is for runs stopped before their
+schedule ends and for constant-rate fine-tuning. The decay is warmed up as
 ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so that the average does not remember the random
 initialisation for hundreds of steps (timm's ``ModelEmaV2`` and TensorFlow's ``ExponentialMovingAverage`` do the
 same).
@@ -33,7 +35,7 @@ def ema_update(average: dict[str, torch.Tensor], weights: dict[str, torch.Tensor
 
 
 class WeightEMA:
-    """The average of a module's weights (float32 copies of its state dict, on the module's device).
+    """The average of a module's weights (copies of its state dict, on the module's device).
 
     Args:
         module: the bare network (no DDP / compile wrapper).

@@ -2,11 +2,11 @@
 state), gathered from all ranks, written as one checkpoint file and restored in one place.
 
 Shared by all ranks: epoch and iteration (where the run stands), network, optimiser, grad scaler, the weights'
-moving average (``training.ema_decay``), nnU-Net's logger, training time, and the resolved config with its hash. The learning rate needs no state of its own: it
-is a function of the epoch (``optim.learning_rate``). Per rank (``RankState``): the process's torch / numpy /
-Python generators, the interaction round (follow-up draws, pool batch counter, waiting follow-up batches, epoch
-counters), every data worker's streams (augmentation generator and sampler position, as of the last batch the
-trainer consumed) and the losses of the epoch in progress.
+moving average (``training.ema_decay``), nnU-Net's logger, training time, and the resolved config with its hash.
+The learning rate needs no state of its own: it is a function of the epoch (``optim.learning_rate``). Per rank
+(``RankState``): the process's torch / numpy / Python generators, the interaction round (follow-up draws, pool
+batch counter, waiting follow-up batches, epoch counters), every data worker's streams (augmentation generator and
+sampler position, as of the last batch the trainer consumed) and the losses of the epoch in progress.
 
 A checkpoint is this state as a plain dict with nnU-Net's key names (``network_weights``, ``current_epoch``, …),
 which the export and nnU-Net's tools read, plus ``format`` / ``format_version``.

@@ -7,7 +7,8 @@ simulated prompts (``loader.py``); follow-up rounds through the user-simulation 
 ``cuda:LOCAL_RANK`` and DDP that also runs on CPU/gloo; checkpoints that hold the whole training state
 (``state.py``: every rank's streams, resumable at any iteration); the run folder given by the user instead of
 nnU-Net's results tree; with ``training.ema_decay`` a moving average of the weights (``ema.py``) that the
-interactive validation scores and the export writes. The hooks below are nnU-Net's, in its order; the loop that calls them is ``loop.py``.
+interactive validation scores and the export writes. The hooks below are nnU-Net's, in its order; the loop that
+calls them is ``loop.py``.
 """
 
 from __future__ import annotations
