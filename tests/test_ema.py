@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from nninteractive_train.export.card import card_markdown, weights_kind
+from nninteractive_train.training.checkpoint import model_weights
 from nninteractive_train.training.ema import WeightEMA, ema_decay_at, ema_update
 
 
@@ -80,3 +81,10 @@ def test_the_card_says_the_weights_are_an_average():
             "exported_with_commit": None, "license": None, "exported_at": "now", "weights": weights_kind(state),
             "collection": None, "validation": None, "config": {}}
     assert "final of r; moving average of the weights (decay 0.99, 1000 updates) |" in card_markdown(card)
+
+
+@pytest.mark.parametrize("ck, want", [({"network_weights": "last"}, "last"),
+                                      ({"network_weights": "last", "ema": None}, "last"),
+                                      ({"network_weights": "last", "ema": {"weights": "average"}}, "average")])
+def test_a_model_is_the_average_when_the_run_kept_one(ck, want):
+    assert model_weights(ck) == want

@@ -135,10 +135,8 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, checkpoin
     plans = json.loads((run_dir / "plans.json").read_text())
     dataset_json = json.loads((run_dir / "dataset.json").read_text())
     license_path, license_from = license_source(run_dir, license_file)
-    # training.ema_decay: the moving average is the model; the last weights are only for resuming
-    weights = state["ema"]["weights"] if state.get("ema") else state["network_weights"]
     return write_model_folder(
-        out_dir, weights, plans, cfg.model.configuration, dataset_json,
+        out_dir, ckpt.model_weights(state), plans, cfg.model.configuration, dataset_json,
         decay=cfg.interaction.decay, export_patch=cfg.model.export_patch_size,
         extra={"run_config": state["run_config"], "current_epoch": state.get("current_epoch")},
         license_file=license_path, card=model_card(run_dir, state, dataset_json, checkpoint, license_from),

@@ -34,6 +34,12 @@ def clean_state_dict(state: dict) -> dict:
     return out
 
 
+def model_weights(ck: dict) -> dict:
+    """The weights a model is made of from a training checkpoint dict: the moving average when the run kept one
+    (``training.ema_decay``), else the last weights; the last weights are what a resume continues."""
+    return ck["ema"]["weights"] if ck.get("ema") else ck["network_weights"]
+
+
 def atomic_save(obj, path: str | os.PathLike) -> None:
     """torch.save through a temp file in the same folder and a rename: a crash never leaves half a file."""
     path = Path(path)

@@ -112,9 +112,7 @@ def load_pretrained(module, model_dir: str | os.PathLike) -> None:
     files = sorted(model_dir.glob("fold_*/checkpoint_final.pth")) or sorted(model_dir.glob("checkpoint_*.pth"))
     if not files:
         raise SetupError(f"{model_dir} holds no fold_*/checkpoint_final.pth (an nnInteractive model folder)")
-    ck = ckpt.load(files[0])
-    # a run folder's checkpoint with training.ema_decay: start from the average, the weights that were exported
-    weights = ckpt.clean_state_dict(ck["ema"]["weights"] if ck.get("ema") else ck["network_weights"])
+    weights = ckpt.clean_state_dict(ckpt.model_weights(ckpt.load(files[0])))
     own = module.state_dict()
     missing = sorted(set(own) - set(weights))
     unexpected = sorted(set(weights) - set(own))
