@@ -2,7 +2,7 @@
 through the public inference session (AutoZoom off); the object's voxels binned by their distance (slices) from
 the prompt's plane, with the share the prediction covers (recall) and the predicted voxels outside the object in
 the same bins (per object voxel). A model that segments by the image covers the far bins as well as the near ones;
-one that paints a typical extent around the prompt stops after a few slices (README, "Reach").
+one that paints a typical extent around the prompt stops after a few slices (README, "Reach from a 2D prompt").
 
     python scripts/diag_reach.py MODEL_DIR RAW_DATASET_DIR CASE [CASE …] [--objects 7] [--kinds lasso bbox]
         [--centring]
@@ -58,9 +58,8 @@ def centring(session, raw: Path, args) -> None:
                     lo = [int(round(c)) - w // 2 for c, w in zip(centre, window)]
                     with torch.no_grad():
                         out = forward(net, place(vol, lo, window))
-                    pred = np.zeros(img.shape, bool)
-                    src = tuple(slice(max(l, 0), min(l + w, n)) for l, w, n in zip(lo, window, img.shape))
-                    pred[src] = out[tuple(slice(a.start - l, a.stop - l) for a, l in zip(src, lo))]
+                    # the window's prediction back in image coordinates: the image-sized view of it at -lo
+                    pred = place(out[None].astype(np.float32), [-l for l in lo], img.shape)[0] > 0
                     scores[name][0].append(dice(pred, target))
                     scores[name][1][0] += int((pred & far).sum())
                     scores[name][1][1] += int(far.sum())
