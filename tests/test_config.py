@@ -36,6 +36,7 @@ def test_overrides_are_typed(repo):
     ("interaction.kinds=[click]", "kinds"),
     ("training.optimizer=adam", "optimizer"),
     ("data.object_size_power=.nan", "object_size_power"),
+    ("interaction.slice_power=-1", "slice_power"),
     ("model.layout_spacing=[1,1]", "layout_spacing"),
     ("model.layout_spacing=[1,0,1]", "layout_spacing"),
     ("training.ema_decay=1", "ema_decay"),

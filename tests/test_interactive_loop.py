@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from helpers import DEBUG_CFG, PY, REPO, prepared_dataset, run
 from nninteractive_train.training.trainer import cpu_has_bf16
@@ -107,12 +108,13 @@ def test_two_rank_gloo_with_pool(tmp_path, repo):
 
 def test_interactive_validation_is_logged(tmp_path):
     """Also: the learning curve's keys, held-out raw cases as the validation set, AdamW, channels-last and
-    bfloat16 autocast (the demo's options; float32 with a log line on a CPU without native bf16)."""
+    bfloat16 autocast (the demo's options; float32 with a log line on a CPU without native bf16), without deep
+    supervision and with the first 2D prompts drawn off-centre (ablation options)."""
     prepared_dataset(DS)
     _train(tmp_path / "r", "training.interactive_val_every=1", "training.interactive_val_cases=1",
            f"training.interactive_val_raw={DS}", "training.interactive_val_case_names=[synthetic_0001]",
            "training.optimizer=adamw", "training.initial_lr=0.002", "training.channels_last=true",
-           "training.cpu_bf16=true")
+           "training.cpu_bf16=true", "training.deep_supervision=false", "interaction.slice_power=0.5")
     lines = _metrics(tmp_path / "r")
     assert all(np.isfinite(l["train_loss"]) for l in lines)
     log = "".join(p.read_text() for p in (tmp_path / "r").glob("training_log_*.txt"))
@@ -126,6 +128,10 @@ def test_interactive_validation_is_logged(tmp_path):
     ckpt = torch.load(tmp_path / "r" / "checkpoint_final.pth", weights_only=False, map_location="cpu")
     assert "exp_avg" in str(ckpt["optimizer_state"]["state"][0].keys())  # AdamW's state
     assert ckpt["train_seconds"] > 0
+    debug = json.loads((tmp_path / "r" / "debug.json").read_text())  # nnU-Net's dump of the trainer's attributes
+    assert debug["enable_deep_supervision"] == "False" and "DeepSupervisionWrapper" not in debug["loss"]
+    resolved = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+    assert resolved["training"]["deep_supervision"] is False and resolved["interaction"]["slice_power"] == 0.5
     # ... and in nnU-Net's logger: one value per epoch in its checkpoint, the fourth panel of progress.png
     from PIL import Image
 

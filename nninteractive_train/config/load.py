@@ -171,6 +171,8 @@ def validate(cfg: RunConfig) -> None:
         v = getattr(cfg.interaction, k)
         if not 0 <= v <= 1:
             raise ConfigError(f"interaction.{k} must be in [0, 1], got {v}")
+    if not (math.isfinite(cfg.interaction.slice_power) and cfg.interaction.slice_power >= 0):
+        raise ConfigError(f"interaction.slice_power must be a number >= 0, got {cfg.interaction.slice_power}")
     bad = set(cfg.interaction.kinds) - {"point", "bbox", "lasso", "scribble"}
     if bad or not cfg.interaction.kinds:
         raise ConfigError(f"interaction.kinds must be a non-empty subset of point/bbox/lasso/scribble, got {bad}")

@@ -69,6 +69,9 @@ class TrainingConfig:
     freeze_encoder_epochs: int = 0
     """Epochs during which the encoder does not change (its learning rate is 0), so a pretrained encoder is not
     disturbed while the decoder adapts; 0 = never."""
+    deep_supervision: bool = True
+    """nnU-Net's deep supervision: the loss also on the decoder's lower-resolution outputs (weights 1/2^k). False
+    scores the full-resolution output alone, as a plain loop does."""
     ema_decay: float | None = None
     """Keep an exponential moving average of the weights, updated after every step with this decay (warmed up
     from 0.1; 0.99 averages about the last 100 steps), and validate and export it instead of the last weights
@@ -130,6 +133,10 @@ class InteractionConfig:
         default_factory=lambda: {"random": 1.0, "sunk_cost": 1.0, "single": 1.0}
     )
     """Relative frequency of the user agents drawn per sample."""
+    slice_power: float = 1.0
+    """The first 2D prompt (box, lasso, scribble) of a training sample lies on a slice drawn ∝ (object voxels on
+    it)^slice_power, as the simulators draw it for evaluation at 1; 0 trains on every slice through the object
+    alike (README, "Reach from a 2D prompt")."""
     decay: float = 0.9
     """Factor applied to all existing prompt channels when a follow-up prompt is added."""
     p_followup_start: float = 0.3

@@ -61,8 +61,8 @@ def _round_clip(lo: float, hi: float, size: int) -> tuple[int, int]:
 
 
 def draw_bbox(region: Region, *, rng: np.random.Generator, spacing, params: SimulationParams) -> Prompt:
-    """A filled 2D box prompt on a slice of `region` (slice drawn ∝ voxels per slice)."""
-    plane = pick_slice(region, rng=rng)
+    """A filled 2D box prompt on a slice of `region` (slice drawn ∝ voxels per slice ^ params.slice_power)."""
+    plane = pick_slice(region, rng=rng, power=params.slice_power)
     lo = np.asarray(plane.offset, np.float64)
     hi = lo + np.asarray(plane.mask.shape)
     lo, hi = jitter_box(lo, hi, rng=rng, jitter=params.bbox_jitter, shift=params.bbox_shift,

@@ -56,8 +56,8 @@ def lasso_region(plane: Plane, *, rng: np.random.Generator, params: SimulationPa
 
 
 def draw_lasso(region: Region, *, rng: np.random.Generator, spacing, params: SimulationParams) -> Prompt | None:
-    """A filled lasso prompt on a slice of `region` (slice drawn ∝ voxels per slice)."""
-    plane = pick_slice(region, rng=rng)
+    """A filled lasso prompt on a slice of `region` (slice drawn ∝ voxels per slice ^ params.slice_power)."""
+    plane = pick_slice(region, rng=rng, power=params.slice_power)
     drawn = lasso_region(plane, rng=rng, params=params)
     if drawn is None:
         return None

@@ -57,6 +57,9 @@ class SimulationParams:
     """Scribble: final stroke width (voxels); must match the exported `preferred_scribble_thickness`."""
     scribble_min_voxels: int = 4
     """Scribble: slices with fewer component voxels fall back to a point (a user would click)."""
+    slice_power: float = 1.0
+    """BBox, lasso, scribble: the slice is drawn ∝ (component voxels on it)^slice_power over the three axes; 1
+    favours the central cross-sections a user picks, 0 draws every slice through the component alike."""
     fragment: bool = True
     """Follow-up bbox / lasso: break the error component with thresholded Perlin noise first."""
     noise_period: float = 24.0
@@ -94,5 +97,7 @@ def _check(p: SimulationParams) -> None:
         raise ValueError(f"scribble_styles must be a non-empty subset of {SCRIBBLE_STYLES}, got {p.scribble_styles}")
     if p.scribble_width < 1 or p.point_radius < 1:
         raise ValueError("scribble_width and point_radius must be >= 1")
+    if not p.slice_power >= 0:
+        raise ValueError(f"slice_power must be >= 0, got {p.slice_power}")
     if p.noise_period <= 0:
         raise ValueError(f"noise_period must be > 0, got {p.noise_period}")

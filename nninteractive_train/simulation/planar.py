@@ -50,10 +50,16 @@ class Plane:
     volume_shape: tuple[int, int, int]
 
 
-def pick_slice(region: Region, *, rng: np.random.Generator) -> Plane:
-    """A slice of the region, axis and index drawn ∝ the region's voxels on it, over all three axes."""
+def pick_slice(region: Region, *, rng: np.random.Generator, power: float = 1.0) -> Plane:
+    """A slice of the region, axis and index drawn ∝ (the region's voxels on it)^power, over all three axes.
+
+    power 1 favours the large central cross-sections a user would pick; 0 draws every slice that cuts the region
+    alike, so off-centre planes, from which most of the object lies far on one side, come up more often.
+    """
     counts = [np.count_nonzero(region.mask, axis=tuple(a for a in range(3) if a != axis)) for axis in range(3)]
     flat = np.concatenate(counts).astype(np.float64)
+    if power != 1.0:
+        flat = np.where(flat > 0, flat ** power, 0.0)
     cumulative = np.cumsum(flat)
     pick = min(int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")), flat.size - 1)
     axis = 0

@@ -13,9 +13,11 @@ ROTATION = np.pi / 6  # ±30°, nnU-Net's default for isotropic-ish 3D data
 
 
 def sim_params(cfg) -> dict:
-    """Agent parameters from the interaction config, in ``simulation.draw_agent``'s keywords."""
+    """Agent parameters from the interaction config, in ``simulation.draw_agent``'s keywords, and the first
+    prompt's simulation parameters (``slice_power``)."""
     it = cfg.interaction
-    return {"kinds": tuple(it.kinds), "weights": it.kind_weights, "agent_weights": dict(it.agent_weights)}
+    return {"kinds": tuple(it.kinds), "weights": it.kind_weights, "agent_weights": dict(it.agent_weights),
+            "slice_power": float(it.slice_power)}
 
 
 def num_workers(cfg) -> int:

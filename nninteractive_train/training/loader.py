@@ -40,8 +40,8 @@ class InteractiveDataLoader(_nnunet_loader_base()):
     """nnU-Net's data loader, drawing objects instead of classes. Arguments as nnUNetDataLoader, plus:
 
     Args:
-        sim_params: keyword arguments for ``simulation.draw_agent`` and ``simulation.initial``
-            (``kinds``, ``kind_weights``, ``agent_weights``).
+        sim_params: keyword arguments for ``simulation.draw_agent`` (``kinds``, ``weights``, ``agent_weights``)
+            and ``simulation.initial`` (``slice_power``).
         spacing: (3,) voxel size in mm of the preprocessed data, handed to the simulators.
         seed, rank: stream identity; each worker process adds its thread id.
         sampler_factory: optional callable ``(seed: int) -> sampler`` for a collection; None = per-label
@@ -132,6 +132,7 @@ class InteractiveDataLoader(_nnunet_loader_base()):
         target = torch.empty((self.batch_size, 1, *self.final_patch_size), dtype=torch.uint8)
         agents, meta, keys = [], [], []
         agent_kw = {k: self.sim_params[k] for k in ("kinds", "weights", "agent_weights") if k in self.sim_params}
+        prompt_kw = {k: self.sim_params[k] for k in ("slice_power",) if k in self.sim_params}
         with torch.no_grad(), threadpool_limits(limits=1, user_api=None):
             for b in range(self.batch_size):
                 key, image, tgt = self._sample(rng)
@@ -139,7 +140,7 @@ class InteractiveDataLoader(_nnunet_loader_base()):
                 target[b] = tgt
                 agent = draw_agent(rng=rng, **agent_kw)
                 interactions = data[b, 1:].zero_().numpy()  # a view: the prompt is drawn in place
-                prompt = initial(interactions, tgt[0].numpy(), agent, rng=rng, spacing=self.spacing)
+                prompt = initial(interactions, tgt[0].numpy(), agent, rng=rng, spacing=self.spacing, **prompt_kw)
                 agents.append(agent)
                 meta.append({"num_interactions": int(prompt is not None), "case": key, "spacing": self.spacing})
                 keys.append(key)

@@ -66,6 +66,7 @@ class nnInteractiveTrainer(nnUNetTrainer):
         self.initial_lr = cfg.training.initial_lr
         self.weight_decay = cfg.training.weight_decay
         self.save_every = cfg.training.save_every
+        self.enable_deep_supervision = cfg.training.deep_supervision
         self.interaction = None  # InteractionRound: created and restored in on_train_start, closed in shutdown
         self.train_seconds = 0.0  # wall time of training epochs so far, without interactive validation
         self.start_iteration = 0  # first iteration of the epoch in progress (> 0 after a mid-epoch resume)

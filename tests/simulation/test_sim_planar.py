@@ -11,7 +11,8 @@ from nninteractive_train.simulation.errors import pick_target
 from nninteractive_train.simulation.planar import dilate, directional_size, erode, pick_slice, run_distance
 
 
-def test_slice_choice_proportional_to_voxels_per_slice():
+@pytest.mark.parametrize("power", [1.0, 0.5, 0.0])
+def test_slice_choice_proportional_to_voxels_per_slice(power):
     shape = (8, 6, 5)
     target = np.zeros(shape, bool)
     target[1:4, 1:3, 1:4] = True  # 3 × 2 × 3 = 18 voxels
@@ -22,18 +23,37 @@ def test_slice_choice_proportional_to_voxels_per_slice():
         counts = target.sum(axis=tuple(a for a in range(3) if a != axis))
         for index in np.flatnonzero(counts):
             expected[(axis, int(index))] = counts[index]
+    weight = {k: float(v) ** power for k, v in expected.items()}
     keys = sorted(expected)
     rng = np.random.default_rng(0)
     n = 3000
     observed = dict.fromkeys(keys, 0)
     for _ in range(n):
-        plane = pick_slice(region, rng=rng)
+        plane = pick_slice(region, rng=rng, power=power)
         observed[(plane.axis, plane.index)] += 1
         assert plane.mask.sum() == expected[(plane.axis, plane.index)]
-    exp = np.array([expected[k] for k in keys], float)
+    exp = np.array([weight[k] for k in keys], float)
     obs = np.array([observed[k] for k in keys], float)
     assert stats.chisquare(obs, n * exp / exp.sum()).pvalue > 1e-3
-    assert stats.chisquare(obs, np.full(len(keys), n / len(keys))).pvalue < 1e-6
+    if power > 0:  # larger cross-sections are drawn more often than under a uniform draw over the slices
+        assert stats.chisquare(obs, np.full(len(keys), n / len(keys))).pvalue < 1e-6
+
+
+def test_slice_power_reaches_the_simulators():
+    """slice_power=0 puts 2D prompts on the object's edge slices far more often than the default."""
+    target = np.zeros((40, 9, 9), bool)
+    zz = np.arange(40)[:, None, None]
+    yy, xx = np.mgrid[:9, :9]
+    target[:] = ((zz - 19.5) / 18) ** 2 + ((yy - 4) / 4) ** 2 + ((xx - 4) / 4) ** 2 <= 1  # a long ellipsoid along z
+
+    def edge_share(**kw):
+        rng, edge = np.random.default_rng(1), 0
+        for _ in range(300):
+            prompt = simulate_prompt("lasso", target, None, rng=rng, **kw)
+            edge += prompt.axis == 0 and abs(prompt.index - 19.5) > 12
+        return edge / 300
+
+    assert edge_share(slice_power=0.0) > 2 * edge_share() > 0
 
 
 def test_run_distance_and_directional_size():
