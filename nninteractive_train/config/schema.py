@@ -136,7 +136,7 @@ class InteractionConfig:
     slice_power: float = 1.0
     """The first 2D prompt (box, lasso, scribble) of a training sample lies on a slice drawn ∝ (object voxels on
     it)^slice_power, as the simulators draw it for evaluation at 1; 0 trains on every slice through the object
-    alike (README, "Reach from a 2D prompt")."""
+    alike, which lowered held-out Dice (README, "The plain loop at the demo's length")."""
     decay: float = 0.9
     """Factor applied to all existing prompt channels when a follow-up prompt is added."""
     p_followup_start: float = 0.3
