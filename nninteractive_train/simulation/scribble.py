@@ -169,7 +169,8 @@ def scribble_region(plane: Plane, *, rng: np.random.Generator, params: Simulatio
 
 
 def draw_scribble(region: Region, *, rng: np.random.Generator, spacing, params: SimulationParams) -> Prompt | None:
-    """A scribble prompt on a slice of `region` (slice drawn ∝ voxels per slice ^ params.slice_power); None if the slice is too small."""
+    """A scribble prompt on a slice of `region` (slice drawn ∝ voxels per slice ^ params.slice_power); None if the
+    slice is too small."""
     plane = pick_slice(region, rng=rng, power=params.slice_power)
     drawn = scribble_region(plane, rng=rng, params=params)
     if drawn is None:
