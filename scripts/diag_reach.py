@@ -27,6 +27,14 @@ def slice_distance(shape, axis: int, index: int) -> np.ndarray:
     return np.broadcast_to(d.reshape(view), shape)
 
 
+def fixed_prompt(kind: str, target: np.ndarray, index: int, spacing):
+    """The first prompt of ``kind`` on ``target`` (bool X, Y, Z), seeded by the object's size rank ``index``: the
+    same prompt in both measurements and for every model (not the evaluation's draws)."""
+    from nninteractive_train.simulation import simulate_prompt
+
+    return simulate_prompt(kind, target, None, rng=np.random.default_rng([0, index]), spacing=spacing)
+
+
 def centring(session, raw: Path, args) -> None:
     """Dice and far recall (≥ 8 slices from the plane) of the bare network in one session-sized window centred on
     the 2D prompt vs on the object's centroid (image z-scored as the session does, prompt channels as in training)."""
@@ -36,7 +44,7 @@ def centring(session, raw: Path, args) -> None:
     from nninteractive_train.evaluation.runner import load_case
     from nninteractive_train.evaluation import dice
     from nninteractive_train.evaluation.objects import find_objects
-    from nninteractive_train.simulation import add_prompt, empty_interactions, simulate_prompt
+    from nninteractive_train.simulation import add_prompt, empty_interactions
 
     net, window = session.network.eval(), list(session.configuration_manager.patch_size)
     scores = {"prompt": ([], [0, 0]), "object": ([], [0, 0])}
@@ -47,8 +55,7 @@ def centring(session, raw: Path, args) -> None:
         for obj in find_objects(label, max_objects=args.objects):
             target = obj.mask()
             for kind in args.kinds:
-                prompt = simulate_prompt(kind, target, None, rng=np.random.default_rng([0, obj.index]),
-                                         spacing=spacing)
+                prompt = fixed_prompt(kind, target, obj.index, spacing)
                 inter = empty_interactions(img.shape)
                 add_prompt(inter, prompt)
                 vol = np.concatenate([z[None], inter], 0)
@@ -73,7 +80,6 @@ def main(argv=None) -> None:
     from nninteractive_train.evaluation import apply_prompt, dice, load_session
     from nninteractive_train.evaluation.runner import load_case
     from nninteractive_train.evaluation.objects import find_objects
-    from nninteractive_train.simulation import simulate_prompt
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model_dir")
@@ -99,10 +105,9 @@ def main(argv=None) -> None:
         session.set_target_buffer(buffer)
         for obj in find_objects(label, max_objects=args.objects):
             target = obj.mask()
-            for kind in args.kinds:  # the evaluation's seeding: the same prompt as nnInteractive_evaluate's first
+            for kind in args.kinds:
                 session.reset_interactions()
-                prompt = simulate_prompt(kind, target, None, rng=np.random.default_rng([0, obj.index]),
-                                         spacing=spacing)
+                prompt = fixed_prompt(kind, target, obj.index, spacing)
                 apply_prompt(session, prompt.kind, True, coords=prompt.coords, bbox=prompt.bbox,
                              patch=prompt.patch, offset=prompt.offset)
                 pred = buffer.astype(bool)
