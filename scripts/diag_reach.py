@@ -2,7 +2,8 @@
 through the public inference session (AutoZoom off); the object's voxels binned by their distance (slices) from
 the prompt's plane, with the share the prediction covers (recall) and the predicted voxels outside the object in
 the same bins (per object voxel). A model that segments by the image covers the far bins as well as the near ones;
-one that paints a typical extent around the prompt stops after a few slices (README, "Reach from a 2D prompt").
+one that paints a typical extent around the prompt stops after a few slices (docs/learning.md, "Reach from a 2D
+prompt").
 
     python scripts/diag_reach.py MODEL_DIR RAW_DATASET_DIR CASE [CASE …] [--objects 7] [--kinds lasso bbox]
         [--centring]

@@ -3,8 +3,8 @@
 (both read from the true mask, so the oracle knows what no model is told), and the connected piece of the
 thresholded image that covers most of the object kept. It has no size prior and no shape knowledge: where it
 fails, the object touches or nearly touches a neighbour of similar intensity, or its contrast is low, and only the
-prompt's shape can separate it. A yardstick for the held-out Dice of the demo models (README, "The plain loop at
-the demo's length").
+prompt's shape can separate it. A yardstick for the held-out Dice of the demo models (docs/learning.md, "The plain
+loop at the demo's length").
 
     python scripts/diag_threshold.py RAW_DATASET_DIR CASE [CASE ...] [--min-size 100]
 """

@@ -2,6 +2,8 @@
 
     python scripts/reference_loop.py --demo-out demo_output --iterations 500          # train the plain loop
     python scripts/reference_loop.py --demo-out demo_output --score RUN_DIR [RUN_DIR ...]  # score framework runs
+    python scripts/reference_loop.py --demo-out demo_output --iterations 1000 --architecture-from RUN_DIR
+        [--nnunet-init] [--far-gain 3] [--save net.pt]     # the framework run's layout; variants of the loop
 
 No framework: the demo's network (ResEnc U-Net 8->64, 5 stages, 3x3x3 kernels), whole generated images z-scored
 and zero-padded into one window (default 64x96x96, the demo's training window), one object per sample (connected
@@ -9,9 +11,10 @@ pieces of a label, >= 100 voxels), one prompt per sample (a lasso or 2D box on a
 or a radius-4 point ball drawn towards the object's centre) in the nnInteractive channel layout, no augmentation, no
 follow-ups, no SuperVoxels, AdamW with a poly schedule, CE + soft Dice. Held-out Dice after one prompt is measured
 by a direct forward on fixed prompts of the held-out cases (the demo's last three generated cases), every
-``--eval-every`` iterations. ``--score`` runs the same measurement on the final network of framework runs, so both
-are compared on the same objects and prompts. The prompts are simpler than the simulators' (no jitter, no scribbles);
-the inference session's protocol is scripts/ablate_learning.py's.
+``--eval-every`` iterations (``--save`` keeps the final weights, which load into a model folder of the same
+layout for the inference session). ``--score`` runs the same measurement on the final network of framework runs,
+so both are compared on the same objects and prompts. The prompts are simpler than the simulators' (no jitter, no
+scribbles); the inference session's protocol is scripts/ablate_learning.py's.
 """
 
 from __future__ import annotations
@@ -46,8 +49,9 @@ def load_case(raw: Path, case: str, window: tuple[int, ...]) -> tuple[np.ndarray
     return img, [o for o in objects if o.sum() >= MIN_VOXELS]
 
 
-def prompt(target: np.ndarray, kind: str, *, rng: np.random.Generator) -> np.ndarray:
-    """The 7 interaction channels (prev seg, bbox/lasso +/-, point +/-, scribble +/-) for one positive prompt."""
+def prompt(target: np.ndarray, kind: str, *, rng: np.random.Generator, plane: list | None = None) -> np.ndarray:
+    """The 7 interaction channels (prev seg, bbox/lasso +/-, point +/-, scribble +/-) for one positive prompt;
+    a 2D prompt's (axis, index) is appended to ``plane`` when given."""
     shape = target.shape
     ch = np.zeros((7, *shape), np.float32)
     if kind == "point":
@@ -70,26 +74,51 @@ def prompt(target: np.ndarray, kind: str, *, rng: np.random.Generator) -> np.nda
     sel = [slice(None)] * 3
     sel[axis] = index
     ch[1][tuple(sel)] = mask
+    if plane is not None:
+        plane.append((axis, index))
     return ch
 
 
-def network(run_dir: Path | None = None):
-    """The demo network: from a framework run's plans and final weights, or freshly initialised."""
-    import torch
-    from dynamic_network_architectures.architectures.unet import ResidualEncoderUNet
+def far_weights(target: np.ndarray, axis: int, index: int, gain: float) -> np.ndarray:
+    """Per-voxel loss weights that reward the far side of a 2D prompt: 1 off the object and near the prompt's
+    plane, rising linearly for object voxels from 3 to 8 slices away to ``1 + gain``."""
+    shape = [1, 1, 1]
+    shape[axis] = target.shape[axis]
+    d = np.abs(np.arange(target.shape[axis]) - index).reshape(shape)
+    return (1 + gain * np.clip((d - 3) / 5, 0, 1) * target).astype(np.float32)
 
-    if run_dir is None:
-        return ResidualEncoderUNet(8, 5, [8, 16, 32, 64, 64], torch.nn.Conv3d, 3, [1, 2, 2, 2, 2], [1, 2, 2, 2, 2], 2,
-                                   [1, 1, 1, 1], conv_bias=True, norm_op=torch.nn.InstanceNorm3d,
-                                   norm_op_kwargs={"eps": 1e-5, "affine": True}, nonlin=torch.nn.LeakyReLU,
-                                   nonlin_kwargs={"inplace": True}, deep_supervision=False)
+
+def run_architecture(run_dir: Path) -> dict:
+    """The network entry (class name, arch_kwargs) of a framework run's interactive plans configuration."""
     import yaml
-    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
-
-    from nninteractive_train.training.checkpoint import clean_state_dict
 
     configuration = yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["configuration"]
-    arch = json.loads((run_dir / "plans.json").read_text())["configurations"][configuration]["architecture"]
+    return json.loads((run_dir / "plans.json").read_text())["configurations"][configuration]["architecture"]
+
+
+def network(run_dir: Path | None = None, *, architecture: dict | None = None, nnunet_init: bool = False):
+    """The demo network: a framework run's network with its final weights (``run_dir``), or freshly initialised —
+    the plain loop's 3x3x3 layout, or ``architecture`` (a plans entry; nnU-Net's 1x3x3 start on 2x1x1 mm data) —
+    with torch's default initialisation or nnU-Net's (He, negative slope 1e-2; ``nnunet_init``)."""
+    import torch
+    from dynamic_network_architectures.architectures.unet import ResidualEncoderUNet
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+
+    if architecture is not None:
+        return get_network_from_plans(architecture["network_class_name"], architecture["arch_kwargs"],
+                                      architecture["_kw_requires_import"], 8, 2, allow_init=nnunet_init,
+                                      deep_supervision=False)
+    if run_dir is None:
+        net = ResidualEncoderUNet(8, 5, [8, 16, 32, 64, 64], torch.nn.Conv3d, 3, [1, 2, 2, 2, 2], [1, 2, 2, 2, 2], 2,
+                                  [1, 1, 1, 1], conv_bias=True, norm_op=torch.nn.InstanceNorm3d,
+                                  norm_op_kwargs={"eps": 1e-5, "affine": True}, nonlin=torch.nn.LeakyReLU,
+                                  nonlin_kwargs={"inplace": True}, deep_supervision=False)
+        if nnunet_init:
+            net.apply(net.initialize)
+        return net
+    from nninteractive_train.training.checkpoint import clean_state_dict
+
+    arch = run_architecture(run_dir)
     net = get_network_from_plans(arch["network_class_name"], arch["arch_kwargs"], arch["_kw_requires_import"], 8, 2,
                                  allow_init=True, deep_supervision=False)
     checkpoint = torch.load(run_dir / "checkpoint_final.pth", map_location="cpu", weights_only=False)
@@ -127,28 +156,33 @@ def score(net, pairs: dict[str, list]) -> dict[str, float]:
 
 
 def train(train_cases: list, pairs: dict, *, iterations: int, batch: int, lr: float, eval_every: int,
-          seed: int = 0) -> list[dict]:
+          seed: int = 0, architecture: dict | None = None, nnunet_init: bool = False,
+          save: Path | None = None, far_gain: float = 0.0) -> list[dict]:
     import torch
     import torch.nn.functional as F
 
     torch.manual_seed(seed)
-    net = network()
+    net = network(architecture=architecture, nnunet_init=nnunet_init)
     opt = torch.optim.AdamW(net.parameters(), lr, weight_decay=1e-4)
     rng = np.random.default_rng(seed)
     rows, t0 = [], time.perf_counter()
     for it in range(iterations):
         for g in opt.param_groups:
             g["lr"] = lr * (1 - it / iterations) ** 0.9
-        xs, ts = [], []
+        xs, ts, ws = [], [], []
         for _ in range(batch):
             img, objects = train_cases[rng.integers(len(train_cases))]
             t = objects[rng.integers(len(objects))]
-            xs.append(np.concatenate([img[None], prompt(t, str(rng.choice(KINDS)), rng=rng)]))
+            plane: list = []
+            xs.append(np.concatenate([img[None], prompt(t, str(rng.choice(KINDS)), rng=rng, plane=plane)]))
             ts.append(t)
+            ws.append(far_weights(t, *plane[0], far_gain) if plane and far_gain else np.ones(t.shape, np.float32))
         x, t = torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts)).long()
+        w = torch.from_numpy(np.stack(ws))
         out = net(x)
         prob = out.softmax(1)[:, 1]
-        loss = F.cross_entropy(out, t) + 1 - (2 * (prob * t).sum() + 1) / (prob.sum() + t.sum() + 1)
+        ce = (F.cross_entropy(out, t, reduction="none") * w).sum() / w.sum()
+        loss = ce + 1 - (2 * (prob * t).sum() + 1) / (prob.sum() + t.sum() + 1)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 12)
@@ -157,6 +191,10 @@ def train(train_cases: list, pairs: dict, *, iterations: int, batch: int, lr: fl
             rows.append({"run": "reference loop", "iterations": it + 1,
                          "minutes": (time.perf_counter() - t0) / 60, **score(net, pairs)})
             print(json.dumps(rows[-1]), flush=True)
+    if save is not None:  # the final weights, loadable into a framework model folder of the same layout
+        save.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(net.state_dict(), save.with_suffix(".tmp"))
+        save.with_suffix(".tmp").replace(save)
     return rows
 
 
@@ -181,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", default="64,96,96", help="z,y,x voxels every image is padded or cut to")
     p.add_argument("--eval-every", type=int, default=125)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--architecture-from", type=Path, metavar="RUN_DIR",
+                   help="train a fresh network of this framework run's layout (e.g. nnU-Net's 1x3x3 start)")
+    p.add_argument("--nnunet-init", action="store_true", help="nnU-Net's He initialisation instead of torch's")
+    p.add_argument("--save", type=Path, metavar="FILE", help="write the trained network's state_dict here")
+    p.add_argument("--far-gain", type=float, default=0.0,
+                   help="weight the cross-entropy of object voxels 3-8+ slices from a 2D prompt up to 1 + this")
     args = p.parse_args(argv)
 
     import torch
@@ -200,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         cases = [load_case(raw, c, window) for c in names[:-GENERATED_HELD_OUT]]
         rows = train(cases, pairs, iterations=args.iterations, batch=args.batch, lr=args.lr,
-                     eval_every=args.eval_every)
+                     eval_every=args.eval_every, nnunet_init=args.nnunet_init, save=args.save,
+                     far_gain=args.far_gain,
+                     architecture=run_architecture(args.architecture_from) if args.architecture_from else None)
     print(table(rows, n_objects))
     return 0
 

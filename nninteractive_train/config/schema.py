@@ -33,8 +33,8 @@ class ModelConfig:
     """Voxel spacing (mm per axis) the stage layout is planned for: nnU-Net's rule turns it into pooling strides
     and conv kernel sizes (an axis more than twice as coarse as the finest gets 1-wide kernels and no pooling in
     the first stages). None = the data's median spacing, nnU-Net's choice; ``[1, 1, 1]`` = 3×3×3 kernels and
-    pooling in every axis from the second stage (on the demo's data it learnt less in 1000 steps: README, "A size
-    prior, not memorisation")."""
+    pooling in every axis from the second stage (on the demo's data it learnt less in 1000 steps:
+    docs/learning.md, "A size prior, not memorisation")."""
     export_patch_size: list[int] | None = None
     """Patch written into the exported plans; None = training patch, raised to at least 96 per axis (for a run
     started from a model folder: that folder's patch)."""
@@ -58,8 +58,8 @@ class TrainingConfig:
     """nnU-Net pseudo-Dice validation batches per epoch (initial prompt only; feeds nnU-Net's progress plot)."""
     optimizer: str = "sgd"
     """``sgd``: nnU-Net's SGD (momentum 0.99, Nesterov), the paper's; ``adamw``: AdamW (betas 0.9/0.999), which
-    learns several times faster in short CPU runs (README, "Why the demo learned slowly"). Both follow nnU-Net's
-    poly schedule per epoch."""
+    learns several times faster in short CPU runs (docs/learning.md, "Why the demo learned slowly"). Both follow
+    nnU-Net's poly schedule per epoch."""
     initial_lr: float = 1e-2
     """Learning rate at epoch 0 (nnU-Net's SGD: 1e-2; AdamW: 1e-3 to 3e-3)."""
     weight_decay: float = 3e-5
@@ -136,7 +136,7 @@ class InteractionConfig:
     slice_power: float = 1.0
     """The first 2D prompt (box, lasso, scribble) of a training sample lies on a slice drawn ∝ (object voxels on
     it)^slice_power, as the simulators draw it for evaluation at 1; 0 trains on every slice through the object
-    alike, which lowered held-out Dice (README, "The plain loop at the demo's length")."""
+    alike, which lowered held-out Dice (docs/learning.md, "The plain loop at the demo's length")."""
     decay: float = 0.9
     """Factor applied to all existing prompt channels when a follow-up prompt is added."""
     p_followup_start: float = 0.3
@@ -157,7 +157,7 @@ class DataConfig:
     """Probability of training on a SuperVoxel pseudo-object of the case (when it has any)."""
     object_size_power: float = 0.0
     """Objects of a case are drawn ∝ voxels^object_size_power: 0 = uniformly, the paper's rule; 0.5 draws an object
-    of 4,000 voxels twice as often as one of 1,000 (README, "A size prior, not memorisation")."""
+    of 4,000 voxels twice as often as one of 1,000 (docs/learning.md, "A size prior, not memorisation")."""
     center_bias: float = 1.0
     """Exponent on the normalised distance-to-border used to pick a patch centre inside an object (0 = uniform
     over the object). Applied when the centre candidates are drawn, i.e. by ``nnInteractive_plan_and_preprocess

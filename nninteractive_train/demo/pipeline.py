@@ -7,7 +7,7 @@ evaluate on held-out cases, generated and real, through the public inference ses
 
 By default the model trains on the generated cases alone and the real crops are evaluated zero-shot: in 1000
 iterations, training on the real sources too cost the held-out generated objects ~0.18 Dice after one prompt and
-paid it back only on the CT crops (README, "Which data the demo trains on"). Without the Debian packages
+paid it back only on the CT crops (docs/learning.md, "Which data the demo trains on"). Without the Debian packages
 (``scripts/install_demo_data.sh``) it says how to install them and skips the real rows. Dataset ids: 960–963 real
 sources, 991 generated, 999 the collection.
 """
@@ -39,7 +39,7 @@ def collection_list(real: dict, generated_held_out: list[str]) -> dict:
 
     No label combinations: the held-out objects are single instances, and a combination target (all spheres and
     ellipsoids of a case from a prompt on one of them) taught the model to spill into look-alike neighbours
-    (README, "Label combinations, augmentation and the window at 1000 iterations")."""
+    (docs/learning.md, "Label combinations, augmentation and the window at 1000 iterations")."""
     datasets = [{
         "name": "Generated", "source": GENERATED_ID, "weight": 1.0, "modality": "MR (generated)",
         "labels": {"blob": {"objects": "whole"}}, "skip_cases": list(generated_held_out),
