@@ -4,6 +4,8 @@
     python scripts/reference_loop.py --demo-out demo_output --score RUN_DIR [RUN_DIR ...]  # score framework runs
     python scripts/reference_loop.py --demo-out demo_output --iterations 1000 --architecture-from RUN_DIR
         [--nnunet-init] [--far-gain 3] [--save net.pt]     # the framework run's layout; variants of the loop
+    python scripts/reference_loop.py --demo-out demo_output --into-model net.pt MODEL_DIR OUT_DIR
+        # a model folder of the same layout with the plain loop's weights, for nnInteractive_evaluate
 
 No framework: the demo's network (ResEnc U-Net 8->64, 5 stages, 3x3x3 kernels), whole generated images z-scored
 and zero-padded into one window (default 64x96x96, the demo's training window), one object per sample (connected
@@ -155,6 +157,31 @@ def score(net, pairs: dict[str, list]) -> dict[str, float]:
     return res
 
 
+def into_model(weights: Path, model_dir: Path, out: Path) -> None:
+    """Copy an exported model folder (``model_dir``) to ``out`` with the plain loop's weights in its checkpoint, so
+    the public inference session (``nnInteractive_evaluate``) runs the plain loop's network. The layouts must match
+    (``--architecture-from`` the run that model was exported from)."""
+    import shutil
+
+    import torch
+
+    if out.exists():
+        raise SystemExit(f"reference_loop: error: {out}: exists; choose a new folder")
+    state = torch.load(weights, map_location="cpu")
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(model_dir, tmp)
+    for ckpt in tmp.glob("fold_*/checkpoint_*.pth"):
+        checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
+        if set(checkpoint["network_weights"]) != set(state):
+            shutil.rmtree(tmp)
+            raise SystemExit(f"reference_loop: error: {weights}: its layout differs from the network of "
+                             f"{model_dir / ckpt.relative_to(tmp)}")
+        checkpoint["network_weights"] = state
+        torch.save(checkpoint, ckpt)
+    tmp.replace(out)
+
+
 def train(train_cases: list, pairs: dict, *, iterations: int, batch: int, lr: float, eval_every: int,
           seed: int = 0, architecture: dict | None = None, nnunet_init: bool = False,
           save: Path | None = None, far_gain: float = 0.0) -> list[dict]:
@@ -223,9 +250,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="train a fresh network of this framework run's layout (e.g. nnU-Net's 1x3x3 start)")
     p.add_argument("--nnunet-init", action="store_true", help="nnU-Net's He initialisation instead of torch's")
     p.add_argument("--save", type=Path, metavar="FILE", help="write the trained network's state_dict here")
+    p.add_argument("--into-model", nargs=3, type=Path, metavar=("WEIGHTS", "MODEL_DIR", "OUT_DIR"),
+                   help="write a copy of MODEL_DIR with the --save'd WEIGHTS in it, then exit")
     p.add_argument("--far-gain", type=float, default=0.0,
                    help="weight the cross-entropy of object voxels 3-8+ slices from a 2D prompt up to 1 + this")
     args = p.parse_args(argv)
+    if args.into_model:
+        into_model(*args.into_model)
+        return 0
 
     import torch
 
