@@ -120,9 +120,7 @@ def network(run_dir: Path | None = None, *, architecture: dict | None = None, nn
         return net
     from nninteractive_train.training.checkpoint import clean_state_dict
 
-    arch = run_architecture(run_dir)
-    net = get_network_from_plans(arch["network_class_name"], arch["arch_kwargs"], arch["_kw_requires_import"], 8, 2,
-                                 allow_init=True, deep_supervision=False)
+    net = network(architecture=run_architecture(run_dir))
     checkpoint = torch.load(run_dir / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     net.load_state_dict(clean_state_dict(checkpoint["network_weights"]))
     return net
