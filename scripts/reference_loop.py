@@ -83,10 +83,11 @@ def prompt(target: np.ndarray, kind: str, *, rng: np.random.Generator, plane: li
 
 def far_weights(target: np.ndarray, axis: int, index: int, gain: float) -> np.ndarray:
     """Per-voxel loss weights that reward the far side of a 2D prompt: 1 off the object and near the prompt's
-    plane, rising linearly for object voxels from 3 to 8 slices away to ``1 + gain``."""
-    shape = [1, 1, 1]
-    shape[axis] = target.shape[axis]
-    d = np.abs(np.arange(target.shape[axis]) - index).reshape(shape)
+    plane, rising linearly for object voxels from 3 to 8 slices away to ``1 + gain`` (slices counted as
+    scripts/diag_reach.py counts them)."""
+    from diag_reach import slice_distance  # scripts/ is sys.path[0] when a script runs
+
+    d = slice_distance(target.shape, axis, index)
     return (1 + gain * np.clip((d - 3) / 5, 0, 1) * target).astype(np.float32)
 
 
