@@ -59,6 +59,20 @@ class CaseError(UserError):
         return self.what if self.file is None else f"{self.file}: {self.what}"
 
 
+def exit_at_once(status: int) -> None:
+    """End the process with ``status`` now: flush stdout and stderr, then ``os._exit`` without the interpreter's
+    teardown (atexit handlers, C++ static destructors). For errors after which that teardown is unsafe, such as
+    a lost rank (``training.loop.LostRankError``); the caller has already released what it owns."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken pipe: nothing more can be said anyway
+            pass
+    os._exit(status)
+
+
 def format_error(prog: str, error: UserError) -> str:
     """The one-line message of ``error`` (further lines of a multi-line ``what`` follow, indented)."""
     first, *rest = error.what.splitlines() or [""]

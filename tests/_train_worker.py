@@ -14,6 +14,7 @@ import torch
 
 from nninteractive_train.config import load_config
 from nninteractive_train.distributed import resolve_env
+from nninteractive_train.errors import exit_at_once
 from nninteractive_train.training.launch import train
 from nninteractive_train.training.loop import TrainingError, TrainingInterrupted
 
@@ -29,6 +30,8 @@ if __name__ == "__main__":
         sys.exit(0)
     except TrainingError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
+        if getattr(e, "exit_at_once", False):  # a lost rank: no interpreter teardown, as the CLI does
+            exit_at_once(1)
         sys.exit(1)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     torch.save({"weights": trainer.module.state_dict(), "env": env, "batch_size": trainer.batch_size,

@@ -166,6 +166,24 @@ def test_a_bug_shows_its_traceback_and_exit_1(tmp_path):
     assert "nnInteractive_make_synthetic: error" not in res.stderr
 
 
+def test_a_lost_rank_ends_the_process_at_once(tmp_path):
+    """A lost rank: the one error line, status 2, and no interpreter teardown after it (an atexit handler does
+    not run), because tearing down a process group with a dead or hung peer can abort the process."""
+    script = tmp_path / "lost.py"
+    script.write_text(
+        "import atexit, sys\n"
+        "from nninteractive_train.cli.common import Parser, run_command\n"
+        "from nninteractive_train.training.loop import LostRankError\n"
+        "atexit.register(lambda: print('teardown ran', file=sys.stderr))\n"
+        "def body(args):\n"
+        "    print('some output', end='')\n"  # unflushed: exit_at_once must flush it
+        "    raise LostRankError('rank 0 of 2 lost contact', hint='resume with --resume')\n"
+        "sys.exit(run_command(Parser(prog='P'), body, []))\n")
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and res.stdout == "some output"
+    assert res.stderr.splitlines() == ["P: error: rank 0 of 2 lost contact; resume with --resume"]
+
+
 def test_console_script_form(tmp_path):
     """The real process: status 2, one line on stderr, nothing on stdout."""
     res = subprocess.run([sys.executable, "-m", "nninteractive_train.cli.plan_and_preprocess", "-d", "999"],

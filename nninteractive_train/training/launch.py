@@ -259,10 +259,10 @@ def is_peer_failure(error: BaseException) -> bool:
 
 
 def lost_rank_error(env: DistEnv, error: BaseException):
-    from nninteractive_train.training.loop import TrainingError
+    from nninteractive_train.training.loop import LostRankError
 
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return TrainingError(f"rank {env.rank} of {env.world_size} lost contact with the other ranks: another rank died "
+    return LostRankError(f"rank {env.rank} of {env.world_size} lost contact with the other ranks: another rank died "
                          f"or stopped answering ({first[:300]}); every rank stops",
                          hint="resume from the last checkpoint with --resume")
 

@@ -54,6 +54,16 @@ class TrainingError(UserError):
     and what is kept; the hint, how to continue)."""
 
 
+class LostRankError(TrainingError):
+    """Another rank died or stopped answering. The process should end right after saying so
+    (``exit_at_once``): a gloo/NCCL group with a dead or hung peer cannot be torn down reliably, and the
+    interpreter's normal exit then sometimes aborts in a C++ destructor ("terminate called without an active
+    exception", status -6 instead of the error's), which hides the error from a scheduler or a requeue script.
+    The trainer's own teardown (pools, shared memory) has run before this is raised."""
+
+    exit_at_once = True
+
+
 def save_and_stop(trainer, epoch: int, iteration: int, signum: int) -> None:
     """Write checkpoint_latest.pth at (``epoch``, ``iteration``: the next one to run) and stop."""
     latest = Path(trainer.output_folder) / "checkpoint_latest.pth"
