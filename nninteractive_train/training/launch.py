@@ -202,6 +202,7 @@ def train(dataset_id: int, cfg: RunConfig | None, run_dir: str | os.PathLike, *,
         print(f"{run_dir} has no checkpoint yet; starting from epoch 0")
     use_cuda = torch.cuda.is_available() if use_cuda is None else use_cuda
     device = init_distributed(env, use_cuda, timeout_s=cfg.training.dist_timeout_s)
+    peer_lost = False
     try:
         prepare_run_dir(run_dir, cfg, dataset_id, resume, env, pretrained)
         if env.is_distributed:
@@ -223,10 +224,13 @@ def train(dataset_id: int, cfg: RunConfig | None, run_dir: str | os.PathLike, *,
             trainer.run_training()
         except RuntimeError as e:
             if env.is_distributed and is_peer_failure(e):
+                peer_lost = True
                 raise lost_rank_error(env, e) from None
             raise
     finally:
-        if env.is_distributed and torch.distributed.is_initialized():
+        # a group with a dead or hung peer is not torn down (NCCL's destroy can wait for it forever): the
+        # process ends at once instead (LostRankError.exit_at_once)
+        if env.is_distributed and torch.distributed.is_initialized() and not peer_lost:
             torch.distributed.destroy_process_group()
     return trainer
 
