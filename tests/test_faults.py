@@ -46,6 +46,26 @@ def test_a_lost_rank_stops_the_others(tmp_path, how):
         assert "Timed out" in out
 
 
+def test_the_command_ends_with_its_error_line_when_a_rank_is_lost(tmp_path):
+    """The same through ``nnInteractive_train`` itself: rank 0 prints the command's one error line and exits with
+    status 2 (as for every error a user can act on), not an abort from tearing down the broken process group."""
+    prepared_dataset(DS)
+    run_dir = tmp_path / "run"
+    procs = slurm_ranks(["-m", "nninteractive_train.cli.train", "-d", str(DS), "--config", str(DEBUG_CFG),
+                         "--output", str(run_dir), "--cpu", "training.num_epochs=100", "training.log_steps=true",
+                         f"training.dist_timeout_s={TIMEOUT_S}"])
+    try:
+        wait_for_lines(run_dir / "iterations.jsonl", 3, procs)
+        procs[1].send_signal(signal.SIGKILL)
+        out = procs[0].communicate(timeout=TIMEOUT_S + 60)[0]
+    finally:
+        procs[1].kill()
+        procs[1].communicate()
+    assert procs[0].returncode == 2, out[-3000:]
+    assert ("nnInteractive_train: error: rank 0 of 2 lost contact with the other ranks" in out
+            and out.rstrip().endswith("resume from the last checkpoint with --resume")), out[-3000:]
+
+
 def _train_in_process(run_dir, *overrides):
     from nninteractive_train.training.launch import train
 
