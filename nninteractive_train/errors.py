@@ -23,6 +23,10 @@ class UserError(Exception):
         hint: the next step, if there is one (e.g. ``"run nnInteractive_plan_and_preprocess -d 990 first"``).
     """
 
+    exit_at_once: bool = False
+    """True where the process must end right after the error line, without the interpreter's teardown
+    (:func:`exit_at_once`): a lost rank (``training.loop.LostRankError``)."""
+
     def __init__(self, what: str, file: str | os.PathLike | None = None, hint: str | None = None):
         self.what = str(what)
         self.file = None if file is None else str(file)

@@ -30,7 +30,7 @@ if __name__ == "__main__":
         sys.exit(0)
     except TrainingError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
-        if getattr(e, "exit_at_once", False):  # a lost rank: no interpreter teardown, as the CLI does
+        if e.exit_at_once:  # a lost rank: no interpreter teardown, as the CLI does
             exit_at_once(1)
         sys.exit(1)
     Path(out_dir).mkdir(parents=True, exist_ok=True)

@@ -21,25 +21,35 @@ DS = 990
 TIMEOUT_S = 10
 
 
+OVERRIDES = ["training.num_epochs=100", "training.log_steps=true", f"training.dist_timeout_s={TIMEOUT_S}"]
+
+
+def lose_rank_1(args: list[str], run_dir, sig: int) -> tuple[int, str, float]:
+    """Start two SLURM-style ranks of ``python ARGS``, send ``sig`` to rank 1 after three iterations, and return
+    rank 0's exit status, its output and the seconds it took to end after the signal."""
+    procs = slurm_ranks(args)
+    try:
+        wait_for_lines(run_dir / "iterations.jsonl", 3, procs)
+        t0 = time.time()
+        procs[1].send_signal(sig)
+        out = procs[0].communicate(timeout=TIMEOUT_S + 60)[0]
+        elapsed = time.time() - t0
+    finally:
+        procs[1].kill()
+        procs[1].communicate()
+    return procs[0].returncode, out, elapsed
+
+
 @pytest.mark.parametrize("how", ["killed", "hung"])
 def test_a_lost_rank_stops_the_others(tmp_path, how):
     """Rank 1 is killed (its connections close) or stopped (it stays connected and silent): rank 0 exits with
     one clear error, at once or within the process-group timeout, instead of hanging."""
     prepared_dataset(DS)
     run_dir = tmp_path / "run"
-    procs = slurm_ranks([str(REPO / "tests" / "_train_worker.py"), str(DS), str(DEBUG_CFG), str(run_dir),
-                         str(tmp_path / "out"), "training.num_epochs=100", "training.log_steps=true",
-                         f"training.dist_timeout_s={TIMEOUT_S}"])
-    try:
-        wait_for_lines(run_dir / "iterations.jsonl", 3, procs)
-        t0 = time.time()
-        procs[1].send_signal(signal.SIGKILL if how == "killed" else signal.SIGSTOP)
-        out = procs[0].communicate(timeout=TIMEOUT_S + 60)[0]
-        elapsed = time.time() - t0
-    finally:
-        procs[1].kill()
-        procs[1].communicate()
-    assert procs[0].returncode == 1, out[-3000:]
+    status, out, elapsed = lose_rank_1([str(REPO / "tests" / "_train_worker.py"), str(DS), str(DEBUG_CFG),
+                                        str(run_dir), str(tmp_path / "out"), *OVERRIDES], run_dir,
+                                       signal.SIGKILL if how == "killed" else signal.SIGSTOP)
+    assert status == 1, out[-3000:]
     assert "error: rank 0 of 2 lost contact with the other ranks" in out and "--resume" in out, out[-3000:]
     assert elapsed < TIMEOUT_S + 30, elapsed
     if how == "hung":
@@ -51,17 +61,9 @@ def test_the_command_ends_with_its_error_line_when_a_rank_is_lost(tmp_path):
     status 2 (as for every error a user can act on), not an abort from tearing down the broken process group."""
     prepared_dataset(DS)
     run_dir = tmp_path / "run"
-    procs = slurm_ranks(["-m", "nninteractive_train.cli.train", "-d", str(DS), "--config", str(DEBUG_CFG),
-                         "--output", str(run_dir), "--cpu", "training.num_epochs=100", "training.log_steps=true",
-                         f"training.dist_timeout_s={TIMEOUT_S}"])
-    try:
-        wait_for_lines(run_dir / "iterations.jsonl", 3, procs)
-        procs[1].send_signal(signal.SIGKILL)
-        out = procs[0].communicate(timeout=TIMEOUT_S + 60)[0]
-    finally:
-        procs[1].kill()
-        procs[1].communicate()
-    assert procs[0].returncode == 2, out[-3000:]
+    status, out, _ = lose_rank_1(["-m", "nninteractive_train.cli.train", "-d", str(DS), "--config", str(DEBUG_CFG),
+                                  "--output", str(run_dir), "--cpu", *OVERRIDES], run_dir, signal.SIGKILL)
+    assert status == 2, out[-3000:]
     assert ("nnInteractive_train: error: rank 0 of 2 lost contact with the other ranks" in out
             and out.rstrip().endswith("resume from the last checkpoint with --resume")), out[-3000:]
 

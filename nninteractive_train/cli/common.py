@@ -38,7 +38,7 @@ def run_command(parser: argparse.ArgumentParser, body: Callable[[argparse.Namesp
         status = body(args)
     except UserError as e:
         print(format_error(parser.prog, e), file=sys.stderr)
-        if getattr(e, "exit_at_once", False):  # e.g. a lost rank: no interpreter teardown (training/loop.py)
+        if e.exit_at_once:  # a lost rank: no interpreter teardown (training/loop.py)
             exit_at_once(2)
         raise SystemExit(2) from None
     return 0 if status is None else int(status)
