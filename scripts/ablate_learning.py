@@ -11,8 +11,9 @@ collection, exports the model, and evaluates it through the public inference ses
 cases (per-kind protocol, one initial prompt of each kind then 4 follow-ups, 3 random objects per case, AutoZoom
 off) — the demo's own protocol, never the training cases. One JSON line per run goes to
 ``DEMO_OUT/ablations/results.jsonl``: tag, overrides, training minutes, iterations, Dice after the first and the
-last prompt. ``--objects 7 --steps 0`` scores every held-out object (18) after one prompt only: less noise from the
-object draw, and a minute of evaluation. ``--collection`` trains another collection built from the same sources
+last prompt; the table of every row so far goes to ``DEMO_OUT/report/ablations.md`` beside the demo's report.
+``--objects 7 --steps 0`` scores every held-out object (18) after one prompt only: less noise from the object draw,
+and a minute of evaluation. ``--collection`` trains another collection built from the same sources
 (e.g. the generated dataset alone). One run per row: at 500 iterations two seeds of the same configuration differ
 by up to 0.18 in mean Dice (README), so a single row resolves only larger effects.
 """
@@ -81,20 +82,16 @@ def run(demo_out: Path, tag: str, overrides: list[str], config: str, held_out: l
 
 
 def table(demo_out: Path) -> str:
-    rows = [json.loads(line) for line in (demo_out / "ablations" / "results.jsonl").read_text().splitlines()
-            if line.strip()]
-    head = ("| run | change | train min | iterations | ms / it | objects | "
-            + " | ".join(f"{k} @1 / @last" for k in KINDS) + " | mean @1 |")
-    lines = [head, "|" + "---|" * (7 + len(KINDS))]
-    for r in rows:
-        cells = " | ".join(f"{r['dice1'][k]:.2f} / {r['dice5'][k]:.2f}" for k in KINDS)
-        change = " ".join(r["overrides"]) or "—"
-        if r.get("collection"):
-            change = f"collection {r['collection']}: {change}"
-        mean1 = sum(r["dice1"][k] for k in KINDS) / len(KINDS)
-        lines.append(f"| {r['tag']} | {change} | {r['train_min']:.1f} | {r['iterations']} | "
-                     f"{r['iteration_ms']:.0f} | {r.get('objects', '?')} | {cells} | {mean1:.2f} |")
-    return "\n".join(lines)
+    """Every row so far as a markdown table, also written to DEMO_OUT/report/ablations.md (the demo report's)."""
+    from nninteractive_train.demo.aim import ablation_table, read_ablations
+    from nninteractive_train.files import atomic_write_text
+
+    text = ablation_table(read_ablations(demo_out / "ablations" / "results.jsonl"))
+    (demo_out / "report").mkdir(exist_ok=True)
+    atomic_write_text(demo_out / "report" / "ablations.md",
+                      "# Ablations on this demo's data\n\n(`python scripts/ablate_learning.py --demo-out "
+                      f"{demo_out} --table`; Dice after the first / the last prompt)\n\n{text}\n")
+    return text
 
 
 def main(argv: list[str] | None = None) -> None:

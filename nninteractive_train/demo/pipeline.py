@@ -23,6 +23,9 @@ from pathlib import Path
 
 import yaml
 
+from nninteractive_train.demo.aim import ablation_table, against_aim, aim_table, read_ablations
+from nninteractive_train.files import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[2]
 GENERATED_ID, COLLECTION_ID = 991, 999
 GENERATED_CASES, GENERATED_HELD_OUT = 16, 3  # 64 cases learnt no better in a short run (README, ablation A4)
@@ -170,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                             title="held-out generated objects, inference session")
     timings["report"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all
-    write_report(report, evals, timings, real, trained=args.train_real)
+    write_report(report, evals, timings, real, trained=args.train_real,
+                 ablations=read_ablations(out / "ablations" / "results.jsonl"))
     print(f"\nreport: {report}\nmodel:  {model_dir}  (load it in napari / Slicer / MITK / ITK-SNAP through nninteractive)")
     return 0
 
@@ -179,8 +183,10 @@ def _cell(values: list, i: int) -> str:
     return f"{values[i]:.3f}" if i < len(values) and values[i] is not None else "n/a"
 
 
-def write_report(report: Path, evals: dict, timings: dict, real: dict, *, trained: bool) -> None:
-    """report/README.md: Dice after 1 and after 5 prompts per kind per evaluation, timings, what was used."""
+def write_report(report: Path, evals: dict, timings: dict, real: dict, *, trained: bool,
+                 ablations: list[dict] = ()) -> None:
+    """report/README.md: Dice after 1, 3 and 5 prompts per kind per evaluation, the generated rows against the
+    demo's aim, the learning curve, the ablation rows run on this demo's data so far, timings, what was used."""
     if not real:
         sources = "none (Debian packages missing or --generated-only)"
     elif trained:
@@ -205,13 +211,26 @@ def write_report(report: Path, evals: dict, timings: dict, real: dict, *, traine
         if failed:
             lines += ["", f"failed cases: {failed}"]
         lines += ["", f"![Dice per interaction](eval_{name}/dice_per-kind.png)", ""]
+        if name == "generated":
+            rows = against_aim(summary.get("results", {}).get("per-kind", {}))
+            lines += ["### Against the demo's aim", "",
+                      "Dice after one prompt on the held-out generated objects, and Dice rising with follow-ups:", "",
+                      *aim_table(rows), ""]
     if (report / "learning_curve.png").exists():
         lines += ["## Learning curve", "", "Held-out Dice after the first prompt per kind, during training:", "",
                   "![learning curve](learning_curve.png)", ""]
+    lines += ["## Ablations", "",
+              "`python scripts/ablate_learning.py --demo-out OUT --tag T KEY=VALUE…` trains the demo config with one "
+              "change on this demo's data and scores it on the held-out generated objects; each run adds a row to "
+              "`OUT/ablations/results.jsonl` and to `ablations.md` here. The repository README's \"What limits the "
+              "demo's learning\" has every row measured so far.", ""]
+    if ablations:
+        lines += [f"Rows run on this demo's data before this report ({len(ablations)}):", "",
+                  ablation_table(list(ablations)), ""]
     lines += ["## Time (s)", "", "| step | s |", "|---|---:|"] + [f"| {k} | {v:.0f} |" for k, v in timings.items()]
     lines += ["", "Training curve: `progress.png`, per-epoch metrics: `metrics.jsonl`, prompts: `prompt_gallery.png`,",
               "sampling: `sampling_report.md`."]
-    (report / "README.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(report / "README.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
