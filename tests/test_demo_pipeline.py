@@ -17,5 +17,7 @@ def test_quick_demo_writes_a_report(tmp_path, capsys):
         assert (report / name).is_file(), name
     summary = json.loads((report / "eval_generated" / "summary.json").read_text())
     assert set(summary["results"]) == {"per-kind", "segfm3d"}
-    assert "| per-kind | lasso |" in (report / "README.md").read_text()
+    text = (report / "README.md").read_text()
+    assert "| per-kind | lasso |" in text
+    assert "### Against the demo's aim" in text and "| lasso |" in text.split("demo's aim")[1]
     assert str(report) in capsys.readouterr().out
