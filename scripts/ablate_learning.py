@@ -115,7 +115,12 @@ def main(argv: list[str] | None = None) -> None:
             p.error("--tag is needed for a run")
         print(json.dumps(run(demo_out, args.tag, args.overrides, args.config, args.held_out, args.collection,
                              args.objects, args.steps)))
-    print(table(demo_out))
+    from nninteractive_train.errors import UserError
+
+    try:
+        print(table(demo_out))
+    except UserError as e:
+        p.error(str(e))
 
 
 if __name__ == "__main__":

@@ -78,3 +78,35 @@ def test_demo_report_without_ablations_says_how_to_run_them(tmp_path):
     write_report(tmp_path, {}, {"train": 1.0}, {}, trained=False)
     text = (tmp_path / "README.md").read_text()
     assert "scripts/ablate_learning.py" in text and "| run | change |" not in text
+
+
+@pytest.mark.parametrize("text, problem", [("{\"tag\": \"K0\"}\n{broken\n", "line 2 is not JSON"),
+                                           ("[1, 2]\n", "line 1 is not a JSON object")])
+def test_read_ablations_names_the_file_and_the_line(tmp_path, text, problem):
+    from nninteractive_train.errors import UserError
+
+    path = tmp_path / "results.jsonl"
+    path.write_text(text)
+    with pytest.raises(UserError) as e:
+        read_ablations(path)
+    assert problem in str(e.value) and str(path) in str(e.value)
+
+
+def test_ablate_learning_table_writes_the_reports_page_or_one_error_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "ablate_learning.py"
+    (tmp_path / "ablations").mkdir()
+    results = tmp_path / "ablations" / "results.jsonl"
+    d = {"point": 0.6, "bbox": 0.7, "lasso": 0.8, "scribble": 0.5}
+    results.write_text(json.dumps(_row("K0", d, d)) + "\n")
+    cmd = [sys.executable, str(script), "--demo-out", str(tmp_path), "--table"]
+    ok = subprocess.run(cmd, capture_output=True, text=True)
+    assert ok.returncode == 0 and "| K0 | — |" in ok.stdout
+    assert "| K0 | — |" in (tmp_path / "report" / "ablations.md").read_text()
+    results.write_text("{broken\n")
+    bad = subprocess.run(cmd, capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "error: line 1 is not JSON" in bad.stderr and str(results) in bad.stderr

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from nninteractive_train.errors import UserError
+
 __all__ = ["AIM", "against_aim", "aim_table", "read_ablations", "ablation_table"]
 
 AIM = {"point": 0.7, "bbox": 0.8, "lasso": 0.85, "scribble": 0.7}
@@ -50,11 +52,27 @@ def aim_table(rows: list[dict]) -> list[str]:
 
 
 def read_ablations(path: str | Path) -> list[dict]:
-    """The rows of an ablations ``results.jsonl`` (empty if the file does not exist)."""
+    """The rows of an ablations ``results.jsonl`` (empty if the file does not exist).
+
+    Raises:
+        UserError: a line that is not a JSON object (the file and the line number named).
+    """
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"line {number} is not JSON ({e.msg})", path,
+                            "remove or fix that line; each run appends one") from None
+        if not isinstance(row, dict):
+            raise UserError(f"line {number} is not a JSON object", path, "remove or fix that line")
+        rows.append(row)
+    return rows
 
 
 def ablation_table(rows: list[dict]) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from nninteractive_train.demo.aim import ablation_table, against_aim, aim_table, read_ablations
+from nninteractive_train.errors import UserError
 from nninteractive_train.files import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[2]
@@ -173,8 +174,12 @@ def main(argv: list[str] | None = None) -> int:
                             title="held-out generated objects, inference session")
     timings["report"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all
-    write_report(report, evals, timings, real, trained=args.train_real,
-                 ablations=read_ablations(out / "ablations" / "results.jsonl"))
+    try:
+        ablations = read_ablations(out / "ablations" / "results.jsonl")
+    except UserError as e:  # a broken record of earlier ablations must not cost this run its report
+        print(f"note: ablation rows left out of the report: {e}")
+        ablations = []
+    write_report(report, evals, timings, real, trained=args.train_real, ablations=ablations)
     print(f"\nreport: {report}\nmodel:  {model_dir}  (load it in napari / Slicer / MITK / ITK-SNAP through nninteractive)")
     return 0
 
