@@ -28,8 +28,11 @@ import sys
 import time
 from pathlib import Path
 
+from nninteractive_train.demo.aim import KINDS, ablation_table, read_ablations
+from nninteractive_train.errors import UserError
+from nninteractive_train.files import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[1]
-KINDS = ("point", "bbox", "lasso", "scribble")
 
 
 def _env(demo_out: Path) -> None:
@@ -83,9 +86,6 @@ def run(demo_out: Path, tag: str, overrides: list[str], config: str, held_out: l
 
 def table(demo_out: Path) -> str:
     """Every row so far as a markdown table, also written to DEMO_OUT/report/ablations.md (the demo report's)."""
-    from nninteractive_train.demo.aim import ablation_table, read_ablations
-    from nninteractive_train.files import atomic_write_text
-
     text = ablation_table(read_ablations(demo_out / "ablations" / "results.jsonl"))
     (demo_out / "report").mkdir(exist_ok=True)
     atomic_write_text(demo_out / "report" / "ablations.md",
@@ -115,8 +115,6 @@ def main(argv: list[str] | None = None) -> None:
             p.error("--tag is needed for a run")
         print(json.dumps(run(demo_out, args.tag, args.overrides, args.config, args.held_out, args.collection,
                              args.objects, args.steps)))
-    from nninteractive_train.errors import UserError
-
     try:
         print(table(demo_out))
     except UserError as e:
